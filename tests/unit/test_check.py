@@ -1,0 +1,183 @@
+"""`provision check` and `provision models estimate` on valid input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from provision.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = ROOT / "tests" / "inventories" / "good"
+FIELDS = {
+    "host",
+    "name",
+    "engine",
+    "model",
+    "quantization",
+    "tensor_parallel",
+    "context_tokens",
+    "concurrency",
+    "weights_gib",
+    "kv_cache_gib",
+    "overhead_gib",
+    "total_gib",
+    "capacity_gib",
+    "fits",
+}
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_example_inventory_is_the_reference_architecture():
+    result = run("check", str(ROOT / "inventory/example.yml"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["errors"] == []
+    deps = {d["name"]: d for d in data["deployments"]}
+    assert set(deps) == {"general", "korean", "fast", "korean-dev"}
+    for d in deps.values():
+        assert set(d) >= FIELDS, FIELDS - set(d)
+    assert deps["general"]["model"] == "llama-3.3-70b" and deps["general"]["tensor_parallel"] == 2
+    assert deps["korean"]["model"] == "qwen2.5-72b" and deps["korean"]["quantization"] == "Q4_K_M"
+    assert deps["fast"]["model"] == "llama-3.1-8b"
+    assert deps["korean-dev"]["engine"] == "ollama"
+    # vLLM gets the resolved flags the role will consume
+    s = deps["general"]["settings"]
+    assert s["tensor_parallel_size"] == 2 and s["max_model_len"] == 8192 and s["max_num_seqs"] == 16
+    assert 0.80 <= s["gpu_memory_utilization"] <= 0.95 and s["kv_cache_memory_bytes"] > 0
+    # a TP-2 deployment is sized per GPU: about half the weights on each
+    assert 19 < deps["general"]["weights_gib"] < 21
+
+
+def test_example_inventory_human_output():
+    result = run("check", str(ROOT / "inventory/example.yml"))
+    assert result.exit_code == 0
+    assert "worker-general-1" in result.output and "GiB" in result.output and "OK" in result.output
+
+
+def test_lab_inventory_checks():
+    assert run("check", str(ROOT / "inventory/lab.yml")).exit_code == 0
+
+
+@pytest.mark.parametrize("inv", ["inventory/example.yml", "inventory/lab.yml"])
+def test_inventories_are_standard_ansible(inv: str):
+    exe = shutil.which("ansible-inventory") or str(
+        Path(__import__("sys").executable).parent / "ansible-inventory"
+    )
+    proc = subprocess.run([exe, "-i", str(ROOT / inv), "--list"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["_meta"]["hostvars"], "hosts are listed"
+    assert "[WARNING]" not in proc.stderr, proc.stderr
+
+
+def test_plan_that_does_not_fit_exits_1_and_says_what_would():
+    result = run("check", str(GOOD / "does_not_fit.yml"))
+    assert result.exit_code == 1, result.output
+    assert "does not fit" in result.output
+    assert "partial GPU offload" in result.output and "several times slower" in result.output
+    assert "more GPUs" in result.output
+    data = json.loads(run("check", str(GOOD / "does_not_fit.yml"), "--json").stdout)
+    assert data["ok"] is False and data["deployments"][0]["fits"] is False
+    assert data["deployments"][0]["suggestions"]
+
+
+def test_shared_gpu_sums_reservations():
+    data = json.loads(run("check", str(GOOD / "shared_gpu.yml"), "--json").stdout)
+    gpu = data["hosts"][0]["gpus"][0]
+    assert gpu["deployments"] == ["a", "b"]
+    assert gpu["used_gib"] == pytest.approx(0.9 * gpu["capacity_gib"], rel=0.01)
+    assert data["ok"] is True
+
+
+def test_estimate_json_fields():
+    result = run(
+        "models",
+        "estimate",
+        "llama-3.1-70b",
+        "--quant",
+        "Q4_K_M",
+        "--context",
+        "8192",
+        "--concurrency",
+        "4",
+        "--tp",
+        "2",
+        "--engine",
+        "vllm",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)["deployments"][0]
+    assert set(d) >= FIELDS
+    assert d["tensor_parallel"] == 2 and d["fits"] is True
+
+
+def test_estimate_reports_largest_context_and_concurrency():
+    d = json.loads(
+        run(
+            "models",
+            "estimate",
+            "llama-3.1-8b",
+            "--quant",
+            "AWQ",
+            "--gpu",
+            "RTX-4090",
+            "--context",
+            "8192",
+            "--concurrency",
+            "4",
+            "--json",
+        ).stdout
+    )["deployments"][0]
+    assert d["max_context"] >= 8192 and d["max_concurrency"] >= 4
+    assert d["settings"]["max_num_seqs"] == 4
+
+
+def test_estimate_too_big_exits_1():
+    result = run("models", "estimate", "llama-3.1-405b", "--quant", "FP16", "--gpu", "A100-80GB", "--tp", "8")
+    assert result.exit_code == 1
+    assert "smaller quant" in result.output or "more GPUs" in result.output
+
+
+def test_estimate_unknown_model_exits_2():
+    result = run("models", "estimate", "llama-9000", "--quant", "Q4_K_M")
+    assert result.exit_code == 2 and "unknown model" in result.output
+
+
+def test_models_list_has_every_family():
+    data = json.loads(run("models", "list", "--json").stdout)
+    ids = {m["id"] for m in data["models"]}
+    for must in [
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "llama-3.2-1b",
+        "llama-3.2-3b",
+        "llama-3.3-70b",
+        "mistral-7b",
+        "mixtral-8x7b",
+        "mistral-large-2",
+        "qwen2.5-0.5b",
+        "qwen2.5-72b",
+        "deepseek-v2",
+        "deepseek-v3",
+        "gemma-2-2b",
+        "gemma-2-9b",
+        "gemma-2-27b",
+        "solar-10.7b",
+        "phi-3-mini",
+        "phi-3.5-mini",
+        "yi-1.5-6b",
+        "yi-1.5-9b",
+        "yi-1.5-34b",
+    ]:
+        assert must in ids, must
