@@ -25,6 +25,7 @@ from provision.errors import (
     Problem,
     ProvisionError,
 )
+from provision.runner import STAGES
 
 app = typer.Typer(
     help="Turn bare GPU servers into an on-prem LLM serving fleet, and keep it in shape.",
@@ -86,6 +87,64 @@ def check(
     else:
         print_plan(out, plan)
     raise typer.Exit(EXIT_OK if plan.fits else EXIT_FAILED)
+
+
+@app.command()
+def up(
+    inventory: Annotated[Path, typer.Argument(help="An Ansible YAML inventory.")],
+    only: Annotated[
+        str | None, typer.Option(help="Run one stage: " + ", ".join(STAGES) + ".", metavar="STAGE")
+    ] = None,
+    limit: Annotated[str | None, typer.Option(help="Ansible host pattern to limit the run to.")] = None,
+    tags: Annotated[str | None, typer.Option(help="Comma-separated Ansible tags.")] = None,
+    check_mode: Annotated[bool, typer.Option("--check", help="Dry run: change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show what would change in files.")] = False,
+    forks: Annotated[int | None, typer.Option(help="Parallel hosts (default from ansible.cfg).")] = None,
+    print_command: Annotated[
+        bool, typer.Option("--print-command", help="Print the equivalent ansible-playbook command and exit.")
+    ] = False,
+    verbose: Annotated[int, typer.Option("-v", count=True, help="Ansible verbosity.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take the inventory's hosts to serving: preflight, base, gpu, models, engines, gateway,
+    monitoring, validate. Runs `provision check` first and stops on its errors."""
+    import shlex
+
+    from provision.display import Progress, print_recap
+    from provision.runner import run_playbook, write_extravars
+    from provision.up import plan_for, request
+
+    try:
+        plan = plan_for(inventory)
+        req = request(
+            inventory,
+            plan,
+            only=only,
+            limit=limit,
+            tags=[t for t in (tags or "").split(",") if t],
+            check=check_mode,
+            diff=diff,
+            forks=forks,
+            verbosity=verbose,
+        )
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    if print_command:
+        path = write_extravars(req.extravars)
+        from provision.runner import ANSIBLE_CFG
+
+        out.print(f"ANSIBLE_CONFIG={ANSIBLE_CFG} " + shlex.join(req.command(str(path))), soft_wrap=True)
+        raise typer.Exit(EXIT_OK)
+    with Progress(err, sorted(plan.fleet.hosts), enabled=not as_json) as progress:
+        result = run_playbook(req, progress.on_event)
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        print_recap(out, result)
+    if result.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @models_app.command("estimate")

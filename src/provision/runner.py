@@ -1,0 +1,359 @@
+"""Run playbooks through ansible-runner and judge the outcome from the per-host recap.
+
+- the inventory path is absolute (a relative string would be taken as inventory text);
+- a fresh temporary private_data_dir per run (artifacts are kept, and their path printed,
+  only when the run fails or is interrupted);
+- typed extravars (the planner's resolved settings), never "k=v" strings;
+- success comes from the recap (failed/unreachable per host), not from rc alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# A checkout (editable install) carries playbooks/ and roles/; PROVISION_HOME points elsewhere.
+ROOT = Path(os.environ.get("PROVISION_HOME") or Path(__file__).resolve().parents[2])
+PLAYBOOKS = ROOT / "playbooks"
+ROLES = ROOT / "roles"
+ANSIBLE_CFG = ROOT / "ansible.cfg"
+STAGES = ("preflight", "base", "gpu", "models", "engines", "gateway", "monitoring", "validate")
+FAILURE_EVENTS = {"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed"}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "provision"
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "provision"
+
+
+@dataclass
+class RunRequest:
+    inventory: Path
+    playbook: str = "site.yml"
+    extravars: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    check: bool = False
+    diff: bool = False
+    forks: int | None = None
+    verbosity: int = 0
+
+    def cmdline(self) -> list[str]:
+        args = []
+        if self.check:
+            args.append("--check")
+        if self.diff:
+            args.append("--diff")
+        return args
+
+    def command(self, extravars_file: str = "EXTRAVARS.json") -> list[str]:
+        """The equivalent plain ansible-playbook command line."""
+        cmd = ["ansible-playbook", "-i", str(self.inventory.resolve()), str(PLAYBOOKS / self.playbook)]
+        if self.extravars:
+            cmd += ["-e", f"@{extravars_file}"]
+        if self.limit:
+            cmd += ["--limit", self.limit]
+        if self.tags:
+            cmd += ["--tags", ",".join(self.tags)]
+        if self.skip_tags:
+            cmd += ["--skip-tags", ",".join(self.skip_tags)]
+        if self.forks:
+            cmd += ["--forks", str(self.forks)]
+        cmd += self.cmdline()
+        if self.verbosity:
+            cmd.append("-" + "v" * self.verbosity)
+        return cmd
+
+
+@dataclass
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failed and not self.unreachable
+
+
+RECAP_KEYS = {
+    "ok": "ok",
+    "changed": "changed",
+    "failures": "failed",
+    "dark": "unreachable",
+    "skipped": "skipped",
+    "rescued": "rescued",
+    "ignored": "ignored",
+}
+
+
+def recap_from_stats(stats: dict[str, Any]) -> dict[str, HostRecap]:
+    hosts: set[str] = set()
+    for key in (*RECAP_KEYS, "processed"):
+        hosts.update((stats.get(key) or {}).keys())
+    recap = {h: HostRecap() for h in sorted(hosts)}
+    for key, attr in RECAP_KEYS.items():
+        for host, count in (stats.get(key) or {}).items():
+            setattr(recap[host], attr, int(count))
+    return recap
+
+
+@dataclass
+class Failure:
+    host: str
+    stage: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class Warning_:
+    host: str
+    stage: str
+    message: str
+
+
+@dataclass
+class StageTime:
+    stage: str
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    status: str
+    rc: int
+    recap: dict[str, HostRecap]
+    failures: list[Failure]
+    stages: list[StageTime]
+    artifacts: Path | None = None
+    interrupted: bool = False
+    in_progress: dict[str, str] = field(default_factory=dict)  # host -> "stage / task"
+    warnings: list[Warning_] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        if self.interrupted or not self.recap:
+            return False
+        return all(r.healthy for r in self.recap.values()) and self.status in ("successful", "failed")
+
+    @property
+    def changed(self) -> int:
+        return sum(r.changed for r in self.recap.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "status": self.status,
+            "rc": self.rc,
+            "interrupted": self.interrupted,
+            "hosts": {h: asdict(r) for h, r in self.recap.items()},
+            "failures": [asdict(f) for f in self.failures],
+            "stages": [asdict(s) for s in self.stages],
+            "artifacts": str(self.artifacts) if self.artifacts else None,
+            "in_progress": self.in_progress,
+            "warnings": [asdict(w) for w in self.warnings],
+        }
+
+
+def stage_of(play_name: str) -> str:
+    """Plays are named 'STAGE: what it does'."""
+    head = play_name.split(":", 1)[0].strip().lower()
+    return head if head in (*STAGES, "plan") else (play_name or "?")
+
+
+def _failure_message(res: dict[str, Any]) -> str:
+    if res.get("_ansible_no_log"):
+        return "(output hidden: no_log)"
+    msg = res.get("msg") or ""
+    if not msg or msg == "non-zero return code":
+        msg = res.get("stderr") or res.get("stdout") or res.get("reason") or msg
+    if not msg and "results" in res:
+        for item in res["results"]:
+            if item.get("failed"):
+                msg = item.get("msg") or item.get("stderr") or ""
+                break
+    return str(msg).strip().splitlines()[0][:400] if msg else "failed"
+
+
+class EventTracker:
+    """Follows runner events: current stage/task per host, failures, stage timings."""
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self.stage_started = 0.0
+        self.stage_times: dict[str, float] = {}
+        self.task = ""
+        self.current: dict[str, str] = {}
+        self.failures: list[Failure] = []
+        self.warnings: list[Warning_] = []
+        self.stats: dict[str, Any] = {}
+
+    def _close_stage(self, now: float) -> None:
+        if self.stage:
+            self.stage_times[self.stage] = self.stage_times.get(self.stage, 0.0) + now - self.stage_started
+
+    def handle(self, event: dict[str, Any]) -> None:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        now = time.monotonic()
+        if name == "playbook_on_play_start":
+            stage = stage_of(data.get("play", ""))
+            if stage != self.stage:
+                self._close_stage(now)
+                self.stage, self.stage_started = stage, now
+        elif name == "playbook_on_task_start":
+            self.task = data.get("task", "")
+        elif name == "runner_on_start":
+            self.current[data.get("host", "?")] = f"{self.stage} / {data.get('task', '')}"
+        elif name in FAILURE_EVENTS and not data.get("ignore_errors"):
+            if name == "runner_item_on_failed":
+                return  # the task's own runner_on_failed follows
+            res = data.get("res") or {}
+            self.failures.append(
+                Failure(
+                    host=data.get("host", "?"),
+                    stage=self.stage,
+                    task=data.get("task", ""),
+                    message=_failure_message(res),
+                    unreachable=name == "runner_on_unreachable",
+                )
+            )
+        elif name == "playbook_on_stats":
+            self._close_stage(now)
+            self.stage = ""
+            self.stats = data
+            self.current.clear()
+        if name == "runner_on_ok" and str(data.get("task", "")).startswith("warn:"):
+            msg = (data.get("res") or {}).get("msg", "")
+            self.warnings.append(Warning_(data.get("host", "?"), self.stage, str(msg).strip()))
+        if name in ("runner_on_ok", "runner_on_skipped", "runner_on_failed", "runner_on_unreachable"):
+            self.current.pop(data.get("host"), None)
+
+
+def ansible_playbook_binary() -> str:
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if not found:
+        from provision.errors import ProvisionError
+
+        raise ProvisionError("ansible-playbook is not installed: pip install provision (it pulls ansible)")
+    return found
+
+
+def run_playbook(
+    req: RunRequest,
+    on_event: Callable[[dict[str, Any], EventTracker], None] | None = None,
+) -> RunResult:
+    import ansible_runner
+
+    tracker = EventTracker()
+    cancel = {"requested": False}
+
+    def handler(event: dict[str, Any]) -> bool:
+        try:
+            tracker.handle(event)
+            if on_event:
+                on_event(event, tracker)
+        except Exception as exc:  # never let display code kill a provisioning run
+            print(f"provision: event display failed: {exc}", file=sys.stderr)
+        return True
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        cancel["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
+        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+        # ansible-runner would point these at its throwaway artifacts dir / turn checking off
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache_dir() / "facts"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+    }
+    ansible_playbook_binary()  # a clear error now rather than rc 127 in an artifact
+    pdd = tempfile.mkdtemp(prefix="provision-run-")
+    started = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        r = ansible_runner.run(
+            private_data_dir=pdd,
+            project_dir=str(PLAYBOOKS),
+            playbook=req.playbook,
+            inventory=str(req.inventory.resolve()),
+            extravars=req.extravars or None,
+            limit=req.limit,
+            tags=",".join(req.tags) or None,
+            skip_tags=",".join(req.skip_tags) or None,
+            cmdline=" ".join(shlex.quote(a) for a in req.cmdline()) or None,
+            forks=req.forks,
+            verbosity=req.verbosity or None,
+            envvars=env,
+            quiet=True,
+            event_handler=handler,
+            cancel_callback=lambda: cancel["requested"],
+            settings={"suppress_ansible_output": True, "job_timeout": 0},
+        )
+        status, rc = r.status, r.rc if r.rc is not None else -1
+        stats = tracker.stats or (r.stats or {})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    in_progress = dict(tracker.current)
+    result = RunResult(
+        status=status,
+        rc=rc,
+        recap=recap_from_stats(stats),
+        failures=tracker.failures,
+        stages=[StageTime(s, round(t, 2)) for s, t in tracker.stage_times.items()],
+        interrupted=cancel["requested"] or status == "canceled",
+        in_progress=in_progress,
+        warnings=tracker.warnings,
+    )
+    if not result.ok:
+        keep = state_dir() / "runs" / started
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        src = Path(pdd) / "artifacts"
+        if src.exists():
+            shutil.copytree(src, keep, dirs_exist_ok=True)
+            # extravars may hold secrets: keep them private
+            for p in keep.rglob("*"):
+                os.chmod(p, 0o700 if p.is_dir() else 0o600)
+            result.artifacts = keep
+    shutil.rmtree(pdd, ignore_errors=True)
+    return result
+
+
+def write_extravars(extravars: dict[str, Any]) -> Path:
+    """For --print-command: the extravars as a private file the command line can name."""
+    path = state_dir() / "extravars.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(extravars, fh, indent=2)
+    return path
