@@ -181,3 +181,38 @@ def test_models_list_has_every_family():
         "yi-1.5-34b",
     ]:
         assert must in ids, must
+
+
+def test_local_gguf_replaces_catalog_numbers(tmp_path):
+    """model_path names a real GGUF: the plan uses its exact bytes and shapes."""
+    from tinymodel import write_tiny_gguf
+
+    write_tiny_gguf(tmp_path / "tiny.gguf", f16=True)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "all:\n  vars:\n    provision_pools: {general: {path: /v1/}}\n  hosts:\n    n1:\n"
+        "      provision_gpus: {model: RTX-4090, count: 1}\n      provision_deployments:\n"
+        "        - {name: t, engine: llamacpp, model: tiny-llama-test, model_path: tiny.gguf,"
+        " context: 512, concurrency: 1, pool: general}\n"
+    )
+    d = json.loads(run("check", str(inv), "--json").stdout)["deployments"][0]
+    assert d["quantization"] == "F16"  # from the file, not the default Q4_K_M
+    assert d["model_source"].startswith("gguf:")
+    from provision.fleetplan import plan_fleet
+    from provision.inventory import load_fleet
+
+    plan = plan_fleet(load_fleet(inv), tmp_path).deployments[0]
+    assert plan.weights_gib * 1024**3 == pytest.approx(278528 + 1280, abs=2)  # exact tensor bytes
+
+
+def test_unreadable_local_model_is_invalid_input(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"NOTGGUF" * 10)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "all:\n  vars:\n    provision_pools: {general: {path: /v1/}}\n  hosts:\n    n1:\n"
+        "      provision_deployments:\n"
+        "        - {name: t, engine: llamacpp, model: x, model_path: broken.gguf, pool: general}\n"
+    )
+    r = run("check", str(inv))
+    assert r.exit_code == 2 and "cannot read the model" in r.output and "fix:" in r.output
