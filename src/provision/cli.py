@@ -35,6 +35,12 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The model catalog: estimate, recommend, list.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+lab_app = typer.Typer(
+    help="The built-in local lab: real systemd test hosts in Docker on this machine (root).",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
+LAB_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "lab.yml"
 
 # Piped output is not wrapped at 80 columns: tables get room, messages stay on one line.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -265,6 +271,51 @@ def list_models(as_json: JsonOpt = False) -> None:
             m.ollama or "-",
         )
     out.print(table)
+
+
+def _lab_call(action: str, names: list[str] | None = None) -> None:
+    import logging
+
+    from provision import lab
+
+    logging.basicConfig(level=logging.INFO, format="lab: %(message)s")
+    try:
+        if action == "up":
+            for name, address in lab.up(names or []).items():
+                out.print(f"{name} {address}")
+        elif action == "down":
+            lab.down()
+        else:
+            out.print(lab.status().as_text())
+    except lab.LabError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+@lab_app.command("up")
+def lab_up(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Host names; default: the hosts of inventory/lab.yml.")
+    ] = None,
+) -> None:
+    """Start test hosts (egress allowlist first, Docker engine, image, hosts)."""
+    if not names:
+        from provision.inventory import load_fleet
+
+        names = sorted(load_fleet(LAB_INVENTORY).hosts)
+    _lab_call("up", names)
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Remove every lab container, volume and network (by label)."""
+    _lab_call("down")
+
+
+@lab_app.command("status")
+def lab_status() -> None:
+    """Engine, allowlist and hosts."""
+    _lab_call("status")
 
 
 def main() -> None:

@@ -117,7 +117,8 @@ def print_recap(console: Console, result: RunResult) -> None:
             str(r.rescued),
             last.get(host, ""),
         )
-    console.print(table)
+    if result.recap:
+        console.print(table)
     if result.stages:
         st = Table(title="stages", title_justify="left")
         st.add_column("stage")

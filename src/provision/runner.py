@@ -210,7 +210,7 @@ class EventTracker:
         self.warnings: list[Warning_] = []
         self.stats: dict[str, Any] = {}
 
-    def _close_stage(self, now: float) -> None:
+    def close_stage(self, now: float) -> None:
         if self.stage:
             self.stage_times[self.stage] = self.stage_times.get(self.stage, 0.0) + now - self.stage_started
 
@@ -221,7 +221,7 @@ class EventTracker:
         if name == "playbook_on_play_start":
             stage = stage_of(data.get("play", ""))
             if stage != self.stage:
-                self._close_stage(now)
+                self.close_stage(now)
                 self.stage, self.stage_started = stage, now
         elif name == "playbook_on_task_start":
             self.task = data.get("task", "")
@@ -241,7 +241,7 @@ class EventTracker:
                 )
             )
         elif name == "playbook_on_stats":
-            self._close_stage(now)
+            self.close_stage(now)
             self.stage = ""
             self.stats = data
             self.current.clear()
@@ -325,6 +325,8 @@ def run_playbook(
     finally:
         signal.signal(signal.SIGINT, previous)
     in_progress = dict(tracker.current)
+    if tracker.stage:  # interrupted mid-stage: count its time too
+        tracker.close_stage(time.monotonic())
     result = RunResult(
         status=status,
         rc=rc,
