@@ -37,7 +37,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     took = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
     return took, proc.stdout
 
 
@@ -99,12 +101,16 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     subprocess.run([sys.executable, "-m", "provision.lab", "down"], check=True, env=env)
-    print("\n| hosts | tasks/host | provision up | stock ansible-playbook | stock / provision "
-          "| ms per host-task (provision / stock) |")
+    print(
+        "\n| hosts | tasks/host | provision up | stock ansible-playbook | stock / provision "
+        "| ms per host-task (provision / stock) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['hosts']} | {r['tasks_per_host']} | {r['provision_s']} s | {r['stock_s']} s | "
-              f"{r['ratio']}x | {r['provision_ms_per_host_task']} / {r['stock_ms_per_host_task']} |")
+        print(
+            f"| {r['hosts']} | {r['tasks_per_host']} | {r['provision_s']} s | {r['stock_s']} s | "
+            f"{r['ratio']}x | {r['provision_ms_per_host_task']} / {r['stock_ms_per_host_task']} |"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))
     return 0

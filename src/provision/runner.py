@@ -245,7 +245,7 @@ class EventTracker:
             self.stage = ""
             self.stats = data
             self.current.clear()
-        if name == "runner_on_ok" and str(data.get("task", "")).startswith("warn:"):
+        if name == "runner_on_ok" and str(data.get("task", "")).lower().startswith("warn:"):
             msg = (data.get("res") or {}).get("msg", "")
             self.warnings.append(Warning_(data.get("host", "?"), self.stage, str(msg).strip()))
         if name in ("runner_on_ok", "runner_on_skipped", "runner_on_failed", "runner_on_unreachable"):

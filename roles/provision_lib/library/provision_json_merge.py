@@ -1,0 +1,1 @@
+json_file_merge.py
