@@ -51,7 +51,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 import yaml  # noqa: E402
 
-from provision.lab import egress, engine, hosts, image, mirror, network, state  # noqa: E402
+from provision.lab import egress, engine, hosts, image, lifecycle, mirror, network, state  # noqa: E402
 from provision.lab.commands import require_root  # noqa: E402
 from provision.lab.errors import LabError  # noqa: E402
 
@@ -91,14 +91,7 @@ def prepare() -> dict[str, str]:
         ).host
         if primary_host not in {found.host for found in mirrors}:
             raise LabError(f"the base suite's mirror {primary_host} was not resolved", "check /etc/apt")
-        pinned: dict[str, str] = {}
-        for found in mirrors:
-            if found.ipv4 is None:
-                raise LabError(
-                    f"the package mirror {found.host} has no IPv4 address",
-                    "the test network is IPv4: use a mirror with an IPv4 address",
-                )
-            pinned[found.host] = found.ipv4
+        pinned = lifecycle.mirror_hosts(mirrors)
         # 1. The allowlist before dockerd and any container. Keep the lab
         #    network's subnet in it when that network exists (another user's
         #    lab hosts must keep talking to each other).

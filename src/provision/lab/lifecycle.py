@@ -44,7 +44,8 @@ class LabStatus:
         return "\n".join(lines)
 
 
-def _mirror_hosts(mirrors: list[mirror.Mirror]) -> dict[str, str]:
+def mirror_hosts(mirrors: list[mirror.Mirror]) -> dict[str, str]:
+    """Mirror host name -> IPv4, for the test hosts' /etc/hosts (they get no DNS)."""
     pinned: dict[str, str] = {}
     for found in mirrors:
         if found.ipv4 is None:
@@ -68,7 +69,7 @@ def up(names: list[str]) -> dict[str, str]:
         sources = mirror.read_host_sources()
         mirrors = mirror.mirrors(sources, image.SUITE)
         addresses = [a for m in mirrors for a in m.addresses]
-        pinned = _mirror_hosts(mirrors)
+        pinned = mirror_hosts(mirrors)
         log.info("mirror: %s", ", ".join(f"{h} ({a})" for h, a in pinned.items()))
 
         # 1. The allowlist goes in before dockerd (and so any container) runs.
