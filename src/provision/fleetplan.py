@@ -594,6 +594,7 @@ def _plan_one(
         warnings=warnings,
         pool=dep.pool,
         port=dep.resolved_port,
+        model_dir=f"{host.models_dir.rstrip('/')}/{shape.id}/{quant.name}",
     )
     if not fits and gpu_gib:
         plan.suggestions = _suggestions(dep, shape, quant, host, gpu_gib, catalog, kv_elem, fa)

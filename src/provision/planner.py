@@ -179,6 +179,7 @@ class DeploymentPlan:
     suggestions: list[str] = field(default_factory=list)
     pool: str = ""
     port: int = 0
+    model_dir: str = ""  # where the models stage places this model's files on the host
 
     def as_dict(self) -> dict[str, Any]:
         keys = (
@@ -211,6 +212,7 @@ class DeploymentPlan:
             max_context=self.max_context,
             max_concurrency=self.max_concurrency,
             model_files_gib=round(self.model_files_gib, 2),
+            model_dir=self.model_dir,
             settings=self.settings,
             warnings=self.warnings,
             suggestions=self.suggestions,

@@ -37,13 +37,20 @@ print(result, round(time.monotonic() - start, 3))
 
 
 @pytest.fixture(scope="module")
-def lab_up() -> Iterator[dict[str, str]]:
+def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root: it starts dockerd, loads nftables rules and runs containers")
+    # A lab of its own (own state dir, key and owner label): its down() leaves other labs alone.
+    saved = os.environ.get("PROVISION_LAB_DIR")
+    os.environ["PROVISION_LAB_DIR"] = str(tmp_path_factory.mktemp("lab-state"))
     try:
         yield lab.up(NAMES)
     finally:
         lab.down()
+        if saved is None:
+            os.environ.pop("PROVISION_LAB_DIR", None)
+        else:
+            os.environ["PROVISION_LAB_DIR"] = saved
 
 
 def _ssh(address: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

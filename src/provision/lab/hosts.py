@@ -92,6 +92,8 @@ def docker_run_args(
         LABEL,
         "--label",
         f"{LABEL_KEY}.host={name}",
+        "--label",
+        owner_label(),
     ]
     for capability in CAPABILITIES:
         args += ["--cap-add", capability]
@@ -160,9 +162,14 @@ def container_ip(name: str, network: str = NETWORK) -> str:
     return str(address)
 
 
-def lab_containers() -> list[str]:
-    """Names of all containers carrying the lab label."""
-    proc = run(["docker", "ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}"], timeout=30)
+def owner_label() -> str:
+    return f"{LABEL_KEY}.owner={state.lab_id()}"
+
+
+def lab_containers(every_lab: bool = False) -> list[str]:
+    """Names of this lab's containers (every lab's with every_lab)."""
+    label = LABEL if every_lab else owner_label()
+    proc = run(["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"], timeout=30)
     return sorted(proc.stdout.split())
 
 
@@ -192,11 +199,12 @@ def _create(name: str, image: str, mirror_hosts: Mapping[str, str]) -> bool:
                 f"a container named {name} exists and is not a lab host",
                 f"pick another name, or remove it yourself (docker rm -f {name})",
             )
-        if _field(info, "State", "Running") and _field(info, "Config", "Image") == image:
+        ours = _field(info, "Config", "Labels", f"{LABEL_KEY}.owner") == state.lab_id()
+        if ours and _field(info, "State", "Running") and _field(info, "Config", "Image") == image:
             return False
-        _remove_host(name)
+        _remove_host(name)  # stopped, stale, or left by another lab: start it afresh
     run(
-        ["docker", "volume", "create", "--label", LABEL, volume_name(name)],
+        ["docker", "volume", "create", "--label", LABEL, "--label", owner_label(), volume_name(name)],
         timeout=60,
     )
     run(
@@ -301,12 +309,14 @@ def start_hosts(names: Sequence[str], image: str, mirror_hosts: Mapping[str, str
 
 
 def remove_all() -> list[str]:
-    """Remove every lab container and lab volume (by label only)."""
-    proc = run(["docker", "ps", "-aq", "--filter", f"label={LABEL}"], timeout=30)
+    """Remove this lab's containers and volumes (by its owner label only)."""
+    proc = run(["docker", "ps", "-aq", "--filter", f"label={owner_label()}"], timeout=30)
     ids = proc.stdout.split()
     if ids:
         run(["docker", "rm", "--force", *ids], timeout=300)
-    volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label={LABEL}"], timeout=30).stdout.split()
+    volumes = run(
+        ["docker", "volume", "ls", "-q", "--filter", f"label={owner_label()}"], timeout=30
+    ).stdout.split()
     if volumes:
         run(["docker", "volume", "rm", "--force", *volumes], timeout=120)
     return ids

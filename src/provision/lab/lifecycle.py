@@ -115,7 +115,8 @@ def down() -> list[str]:
         removed: list[str] = []
         if engine.server_version():
             removed = hosts.remove_all()
-            network.remove_labelled_networks()
+            if not hosts.lab_containers(every_lab=True):  # another lab may still use the network
+                network.remove_labelled_networks()
         state.write_inventory({})
         state.known_hosts_path().unlink(missing_ok=True)
         log.info("lab down: %d container(s) removed", len(removed))

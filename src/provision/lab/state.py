@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,12 @@ def state_dir() -> Path:
     path = Path(override).expanduser() if override else _xdg("XDG_STATE_HOME", ".local/state")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def lab_id() -> str:
+    """This lab's identity (from its state dir): its containers carry it, so `down()` of one
+    lab never removes another lab's hosts on the same machine."""
+    return hashlib.sha1(str(state_dir()).encode()).hexdigest()[:12]
 
 
 def cache_dir() -> Path:
