@@ -106,6 +106,10 @@ def up(
     check_mode: Annotated[bool, typer.Option("--check", help="Dry run: change nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show what would change in files.")] = False,
     forks: Annotated[int | None, typer.Option(help="Parallel hosts (default from ansible.cfg).")] = None,
+    gpu_serial: Annotated[
+        str | None,
+        typer.Option(help="GPU stack batch size: hosts or percent per batch (driver work may reboot).")
+    ] = None,
     print_command: Annotated[
         bool, typer.Option("--print-command", help="Print the equivalent ansible-playbook command and exit.")
     ] = False,
@@ -132,6 +136,7 @@ def up(
             diff=diff,
             forks=forks,
             verbosity=verbose,
+            gpu_serial=gpu_serial,
         )
     except InvalidInput as exc:
         _invalid(exc.problems, as_json)

@@ -8,6 +8,7 @@ FleetPlan whose `fits` says whether the memory plan holds (exit 1 when it does n
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,7 +304,7 @@ def plan_fleet(fleet: Fleet, base: Path, catalog: Catalog | None = None) -> Flee
     pool_backends: dict[str, int] = {name: 0 for name in fleet.pools}
 
     for host in fleet.hosts.values():
-        gpu_gib, gpu_model = _gpu_memory(host, ctx, catalog)
+        gpu_gib, gpu_model = _gpu_memory(host, ctx, catalog, warnings)
         gpus = [GpuUse(i, gpu_gib or 0.0) for i in range(host.gpus.count)] if host.gpus else []
         free = [g.index for g in gpus]
         ports: dict[int, str] = {}
@@ -502,7 +503,33 @@ def _check_pools(fleet: Fleet, ctx: _Ctx) -> None:
         )
 
 
-def _gpu_memory(host: Host, ctx: _Ctx, catalog: Catalog) -> tuple[float | None, str | None]:
+def detected_gpu_memory(host: str) -> float | None:
+    """Per-GPU memory the driver reported on the last run (Ansible's fact cache), if any."""
+    from provision.runner import facts_dir
+
+    try:
+        facts = json.loads((facts_dir() / host).read_text()).get("provision_gpu_facts") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    mib = facts.get("memory_mib") if facts.get("status") == "ok" else None
+    return mib / 1024 if mib else None
+
+
+def _gpu_memory(
+    host: Host, ctx: _Ctx, catalog: Catalog, warnings: list[str]
+) -> tuple[float | None, str | None]:
+    declared, model = _declared_gpu_memory(host, ctx, catalog)
+    detected = detected_gpu_memory(host.name) if declared else None
+    if detected and declared and abs(detected - declared) > 0.01 * declared:
+        warnings.append(
+            f"{host.name}: planned with the detected {detected:.1f} GiB per GPU (the inventory or "
+            f"GPU table says {declared:.1f})"
+        )
+        return detected, model
+    return declared, model
+
+
+def _declared_gpu_memory(host: Host, ctx: _Ctx, catalog: Catalog) -> tuple[float | None, str | None]:
     if not host.gpus:
         return None, None
     if host.gpus.memory_gib:

@@ -36,6 +36,12 @@ def cache_dir() -> Path:
     return Path(base) / "provision"
 
 
+def facts_dir() -> Path:
+    """Ansible's fact cache (jsonfile): the planner reads detected GPU facts from it."""
+    override = os.environ.get("PROVISION_FACT_CACHE")
+    return Path(override) if override else cache_dir() / "facts"
+
+
 def state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "provision"
@@ -295,7 +301,7 @@ def run_playbook(
         "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
         # ansible-runner would point these at its throwaway artifacts dir / turn checking off
         "ANSIBLE_CACHE_PLUGIN": "jsonfile",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache_dir() / "facts"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts_dir()),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     ansible_playbook_binary()  # a clear error now rather than rc 127 in an artifact

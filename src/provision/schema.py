@@ -135,6 +135,7 @@ HOST_VARS: dict[str, object] = {
     "provision_memory_gib": float,
     "provision_models_disk_gib": float,
     "provision_docker": bool,
+    "provision_gpu_stack": bool,
 }
 # Fleet-wide ones belong under all.vars (or group_vars/all).
 FLEET_VARS: dict[str, object] = {

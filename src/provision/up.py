@@ -34,6 +34,7 @@ def extravars(plan: FleetPlan) -> dict[str, Any]:
             "deployments": [d.as_dict() for d in hp.deployments],
             "gpus_declared": hp.host.gpus.count if hp.host.gpus else 0,
             "gpu_model": hp.gpu_model,
+            "gpu_memory_gib": round(hp.gpus[0].capacity_gib, 2) if hp.gpus else 0,
             "models_needed_gib": round(hp.disk_needed_gib, 3),
         }
     return {"provision_plan": hosts}
@@ -50,15 +51,19 @@ def request(
     diff: bool = False,
     forks: int | None = None,
     verbosity: int = 0,
+    gpu_serial: str | None = None,
 ) -> RunRequest:
     if only is not None and only not in STAGES:
         raise InvalidInput(
             [Problem("--only", "", f"unknown stage '{only}'", f"use one of {', '.join(STAGES)}")]
         )
+    variables = extravars(plan)
+    if gpu_serial:
+        variables["provision_gpu_serial"] = gpu_serial
     return RunRequest(
         inventory=inventory,
         playbook=f"{only}.yml" if only else "site.yml",
-        extravars=extravars(plan),
+        extravars=variables,
         limit=limit,
         tags=tags or [],
         check=check,

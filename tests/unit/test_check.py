@@ -216,3 +216,17 @@ def test_unreadable_local_model_is_invalid_input(tmp_path):
     )
     r = run("check", str(inv))
     assert r.exit_code == 2 and "cannot read the model" in r.output and "fix:" in r.output
+
+
+def test_detected_gpu_memory_replaces_the_declared(tmp_path, monkeypatch):
+    """Facts cached by the last run (gpu_facts) win over the GPU table when they differ."""
+    facts = tmp_path / "facts"
+    facts.mkdir()
+    (facts / "worker-fast-1").write_text(
+        json.dumps({"provision_gpu_facts": {"status": "ok", "count": 1, "memory_mib": 20480}})
+    )
+    monkeypatch.setenv("PROVISION_FACT_CACHE", str(facts))
+    data = json.loads(run("check", str(ROOT / "inventory/example.yml"), "--json").stdout)
+    fast = next(h for h in data["hosts"] if h["host"] == "worker-fast-1")
+    assert fast["gpus"][0]["capacity_gib"] == 20.0
+    assert any("detected 20.0 GiB" in w for w in data["warnings"])
