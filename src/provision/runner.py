@@ -258,6 +258,27 @@ class EventTracker:
             self.current.pop(data.get("host"), None)
 
 
+def strategy_env() -> dict[str, str]:
+    """Mitogen's strategy when it is installed (`pip install provision[fast]`) and not turned
+    off with PROVISION_STRATEGY=linear: it reuses one Python per host instead of starting a
+    fresh one for every task."""
+    wanted = os.environ.get("PROVISION_STRATEGY", "auto")
+    if wanted == "linear":
+        return {}
+    try:
+        import ansible_mitogen
+    except ImportError:
+        if wanted == "mitogen":
+            from provision.errors import ProvisionError
+
+            raise ProvisionError(
+                "PROVISION_STRATEGY=mitogen but mitogen is not installed: pip install 'provision[fast]'"
+            ) from None
+        return {}
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
 def ansible_playbook_binary() -> str:
     beside = Path(sys.executable).parent / "ansible-playbook"
     if beside.exists():
@@ -304,6 +325,7 @@ def run_playbook(
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts_dir()),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
+    env.update(strategy_env())
     ansible_playbook_binary()  # a clear error now rather than rc 127 in an artifact
     pdd = tempfile.mkdtemp(prefix="provision-run-")
     started = time.strftime("%Y%m%d-%H%M%S")
