@@ -1,0 +1,1 @@
+"""Controller-side helpers for the engine roles (building and caching engine binaries)."""
