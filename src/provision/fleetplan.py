@@ -412,6 +412,7 @@ def plan_fleet(fleet: Fleet, base: Path, catalog: Catalog | None = None) -> Flee
                     f"loads {quant.format} ({', '.join(quant.engines)})",
                 )
                 continue
+            _check_kv_cache_type(dep, shape.head_dim, ctx, host.name, i)
             if dep.engine == "vllm" and quant.format == "gguf":
                 warnings.append(
                     f"{host.name}/{dep.name}: vLLM's GGUF support is experimental "
@@ -549,6 +550,54 @@ def _declared_gpu_memory(host: Host, ctx: _Ctx, catalog: Catalog) -> tuple[float
     return known.memory_gib, known.name
 
 
+# kv_cache_dtype values each engine role can pass on (vLLM 0.11 --kv-cache-dtype; llama.cpp
+# --cache-type-k/-v; the TGI role sets none). Ollama's own is ollama.kv_cache_type.
+KV_CACHE_TYPES = {
+    "vllm": ("auto", "bf16", "fp8"),
+    "tgi": ("auto",),
+    "llamacpp": ("auto", "fp16", "q8_0", "q4_0"),
+    "ollama": ("auto",),
+}
+GGML_QUANT_BLOCK = 32  # q8_0 / q4_0 blocks: a quantized KV cache needs head_dim % 32 == 0
+
+
+def _check_kv_cache_type(dep: Deployment, head_dim: int, ctx: _Ctx, host: str, i: int) -> None:
+    allowed = KV_CACHE_TYPES[dep.engine]
+    if dep.kv_cache_dtype not in allowed:
+        fix = f"use one of {', '.join(allowed)}"
+        if dep.engine == "ollama":
+            fix = "set ollama.kv_cache_type (f16, q8_0 or q4_0) instead and leave kv_cache_dtype out"
+        elif dep.engine == "vllm" and dep.kv_cache_dtype == "fp16":
+            fix = "use auto (the model's own 16-bit dtype), bf16 or fp8"
+        ctx.dep(host, i, ("kv_cache_dtype",), f"{dep.engine} has no '{dep.kv_cache_dtype}' KV cache", fix)
+        return
+    kv = dep.ollama.kv_cache_type if dep.engine == "ollama" and dep.ollama else dep.kv_cache_dtype
+    if kv in ("q8_0", "q4_0") and head_dim % GGML_QUANT_BLOCK:
+        where = ("ollama", "kv_cache_type") if dep.engine == "ollama" else ("kv_cache_dtype",)
+        ctx.dep(
+            host,
+            i,
+            where,
+            f"a {kv} KV cache needs a head dimension divisible by {GGML_QUANT_BLOCK}; "
+            f"{dep.model} has {head_dim}",
+            "use f16 for this model",
+        )
+
+
+def _passthrough(dep: Deployment, quant: QuantSpec, catalog: Catalog) -> dict[str, Any]:
+    """What roles read from the deployment as it is, plus where the catalog says the model lives."""
+    spec = catalog.model(dep.model)
+    out: dict[str, Any] = {
+        "weight": dep.weight,
+        "engine_args": dict(dep.engine_args),
+        "hf_repo": (spec.hf_variants.get(quant.name) or spec.hf_repo) if spec else None,
+        "ollama_tag": spec.ollama_tags.get(quant.name) if spec else None,
+    }
+    if dep.engine == "ollama":
+        out["ollama"] = dep.ollama.model_dump() if dep.ollama else {"preload": True, "modelfile": None}
+    return out
+
+
 def _plan_one(
     host: Host,
     dep: Deployment,
@@ -622,6 +671,7 @@ def _plan_one(
         pool=dep.pool,
         port=dep.resolved_port,
         model_dir=f"{host.models_dir.rstrip('/')}/{shape.id}/{quant.name}",
+        passthrough=_passthrough(dep, quant, catalog),
     )
     if not fits and gpu_gib:
         plan.suggestions = _suggestions(dep, shape, quant, host, gpu_gib, catalog, kv_elem, fa)

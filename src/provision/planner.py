@@ -180,6 +180,9 @@ class DeploymentPlan:
     pool: str = ""
     port: int = 0
     model_dir: str = ""  # where the models stage places this model's files on the host
+    # The inventory's own per-deployment values that roles read as they are (weight, engine_args,
+    # ollama tuning and Modelfile) and the catalog's sources (hf_repo, ollama_tag).
+    passthrough: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         keys = (
@@ -217,6 +220,7 @@ class DeploymentPlan:
             warnings=self.warnings,
             suggestions=self.suggestions,
         )
+        out.update(self.passthrough)
         return out
 
 

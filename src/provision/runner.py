@@ -141,6 +141,20 @@ class Warning_:
 
 
 @dataclass
+class Change:
+    """A task that changed (or, in check mode, would change) something on a host."""
+
+    host: str
+    stage: str
+    task: str
+
+    @property
+    def restarts(self) -> bool:
+        """Engine and service restarts are tasks named 'Restart ...' (roles' naming rule)."""
+        return self.task.split(" : ")[-1].lower().startswith("restart")
+
+
+@dataclass
 class StageTime:
     stage: str
     seconds: float
@@ -157,6 +171,18 @@ class RunResult:
     interrupted: bool = False
     in_progress: dict[str, str] = field(default_factory=dict)  # host -> "stage / task"
     warnings: list[Warning_] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def changed_hosts(self, stage: str | None = None) -> list[str]:
+        return sorted({c.host for c in self.changes if stage is None or c.stage == stage})
+
+    def restarts(self) -> dict[str, list[str]]:
+        """host -> the restart tasks that ran (or would run, in check mode)."""
+        out: dict[str, list[str]] = {}
+        for c in self.changes:
+            if c.restarts:
+                out.setdefault(c.host, []).append(c.task.split(" : ")[-1])
+        return out
 
     @property
     def ok(self) -> bool:
@@ -180,6 +206,7 @@ class RunResult:
             "artifacts": str(self.artifacts) if self.artifacts else None,
             "in_progress": self.in_progress,
             "warnings": [asdict(w) for w in self.warnings],
+            "changes": [asdict(c) for c in self.changes],
         }
 
 
@@ -214,6 +241,7 @@ class EventTracker:
         self.current: dict[str, str] = {}
         self.failures: list[Failure] = []
         self.warnings: list[Warning_] = []
+        self.changes: list[Change] = []
         self.stats: dict[str, Any] = {}
 
     def close_stage(self, now: float) -> None:
@@ -254,6 +282,8 @@ class EventTracker:
         if name == "runner_on_ok" and str(data.get("task", "")).lower().startswith("warn:"):
             msg = (data.get("res") or {}).get("msg", "")
             self.warnings.append(Warning_(data.get("host", "?"), self.stage, str(msg).strip()))
+        if name == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            self.changes.append(Change(data.get("host", "?"), self.stage, str(data.get("task", ""))))
         if name in ("runner_on_ok", "runner_on_skipped", "runner_on_failed", "runner_on_unreachable"):
             self.current.pop(data.get("host"), None)
 
@@ -329,13 +359,16 @@ def run_playbook(
     ansible_playbook_binary()  # a clear error now rather than rc 127 in an artifact
     pdd = tempfile.mkdtemp(prefix="provision-run-")
     started = time.strftime("%Y%m%d-%H%M%S")
+    if req.extravars:
+        # A file (0600 in the 0700 private data dir), never the command line: a dict given to
+        # ansible-runner becomes one `-e '{...}'` argument, visible in ps and limited to 128 KiB.
+        write_private_json(Path(pdd) / "env" / "extravars", as_data(req.extravars))
     try:
         r = ansible_runner.run(
             private_data_dir=pdd,
             project_dir=str(PLAYBOOKS),
             playbook=req.playbook,
             inventory=str(req.inventory.resolve()),
-            extravars=req.extravars or None,
             limit=req.limit,
             tags=",".join(req.tags) or None,
             skip_tags=",".join(req.skip_tags) or None,
@@ -364,6 +397,7 @@ def run_playbook(
         interrupted=cancel["requested"] or status == "canceled",
         in_progress=in_progress,
         warnings=tracker.warnings,
+        changes=tracker.changes,
     )
     if not result.ok:
         keep = state_dir() / "runs" / started
@@ -379,11 +413,30 @@ def run_playbook(
     return result
 
 
-def write_extravars(extravars: dict[str, Any]) -> Path:
-    """For --print-command: the extravars as a private file the command line can name."""
-    path = state_dir() / "extravars.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def as_data(value: Any) -> Any:
+    """Mark strings that look like Jinja as data (Ansible's JSON `__ansible_unsafe`): inventory
+    text such as an Ollama Modelfile TEMPLATE (Go templates use `{{ }}` too) reaches hosts as
+    written instead of being templated by Ansible."""
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value} if any(m in value for m in _TEMPLATE_MARKS) else value
+    if isinstance(value, dict):
+        return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(v) for v in value]
+    return value
+
+
+def write_private_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(extravars, fh, indent=2)
+        json.dump(data, fh, indent=2)
     return path
+
+
+def write_extravars(extravars: dict[str, Any]) -> Path:
+    """For --print-command: the extravars as a private file the command line can name."""
+    return write_private_json(state_dir() / "extravars.json", as_data(extravars))

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from provision.catalog import Engine
 
@@ -51,6 +59,27 @@ class OllamaTuning(Strict):
     modelfile: ModelfileSpec | None = None
 
 
+class ModelSource(Strict):
+    """Where the models stage gets a deployment's files (docs/models.md)."""
+
+    bundle: str | None = Field(
+        default=None,
+        description="a bundle on the controller (`provision models bundle`), or the folder above "
+        "<model>/<quant>/ bundles; relative to the inventory file",
+    )
+    hub: bool = Field(default=False, description="the first nodes download from the hub (need internet)")
+    repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$", description="hub repository")
+    revision: str | None = Field(default=None, description="hub revision; pin a commit")
+    include: list[str] | None = Field(default=None, description="file patterns (default: by quantization)")
+    peers: bool = Field(default=True, description="copy from nodes that already hold the model")
+
+    @model_validator(mode="after")
+    def _an_origin(self) -> ModelSource:
+        if not self.hub and not self.bundle:
+            raise ValueError("a model source needs 'bundle: PATH' or 'hub: true'")
+        return self
+
+
 class Deployment(Strict):
     """One engine instance serving one model on one host."""
 
@@ -75,6 +104,9 @@ class Deployment(Strict):
     weight: int = Field(default=1, ge=1, le=100)
     engine_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
     ollama: OllamaTuning | None = None
+    source: ModelSource | None = Field(
+        default=None, description="where the models stage gets the files; none: not placed"
+    )
 
     @property
     def resolved_port(self) -> int:
@@ -136,6 +168,8 @@ HOST_VARS: dict[str, object] = {
     "provision_models_disk_gib": float,
     "provision_docker": bool,
     "provision_gpu_stack": bool,
+    # the address every engine on the host binds (docs/engines.md); default: its private address
+    "provision_engine_bind_address": IPvAnyAddress,
 }
 # Fleet-wide ones belong under all.vars (or group_vars/all).
 FLEET_VARS: dict[str, object] = {

@@ -52,6 +52,7 @@ def request(
     forks: int | None = None,
     verbosity: int = 0,
     gpu_serial: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunRequest:
     if only is not None and only not in STAGES:
         raise InvalidInput(
@@ -60,6 +61,7 @@ def request(
     variables = extravars(plan)
     if gpu_serial:
         variables["provision_gpu_serial"] = gpu_serial
+    variables.update(extra or {})
     return RunRequest(
         inventory=inventory,
         playbook=f"{only}.yml" if only else "site.yml",
@@ -71,3 +73,29 @@ def request(
         forks=forks,
         verbosity=verbosity,
     )
+
+
+BATCH_RE = r"^(?:[1-9][0-9]*|(?:[1-9][0-9]?|100)%)$"
+
+
+def rolling_vars(hosts: list[str], batch: str, max_fail_pct: int, idle_timeout_s: int) -> dict[str, Any]:
+    """Extravars that make the engines stage roll (playbooks/engines.yml)."""
+    import re
+
+    problems = []
+    if not re.match(BATCH_RE, batch):
+        problems.append(
+            Problem(
+                "--batch", "", f"'{batch}' is not a batch size", "give a host count (1) or a percentage (25%)"
+            )
+        )
+    if not 0 <= max_fail_pct <= 100:
+        problems.append(Problem("--max-fail", "", f"{max_fail_pct} is not a percentage", "give 0-100"))
+    if problems:
+        raise InvalidInput(problems)
+    return {
+        "provision_rolling_hosts": hosts,
+        "provision_engines_serial": int(batch) if batch.isdigit() else batch,
+        "provision_engines_max_fail_percentage": max_fail_pct,
+        "provision_rolling_idle_timeout_s": idle_timeout_s,
+    }

@@ -185,7 +185,7 @@ def test_models_list_has_every_family():
 
 def test_local_gguf_replaces_catalog_numbers(tmp_path):
     """model_path names a real GGUF: the plan uses its exact bytes and shapes."""
-    from tinymodel import write_tiny_gguf
+    from provision.lab.tinymodel import write_tiny_gguf
 
     write_tiny_gguf(tmp_path / "tiny.gguf", f16=True)
     inv = tmp_path / "inv.yml"
@@ -230,3 +230,18 @@ def test_detected_gpu_memory_replaces_the_declared(tmp_path, monkeypatch):
     fast = next(h for h in data["hosts"] if h["host"] == "worker-fast-1")
     assert fast["gpus"][0]["capacity_gib"] == 20.0
     assert any("detected 20.0 GiB" in w for w in data["warnings"])
+
+
+def test_plan_passes_the_inventorys_own_values_to_roles():
+    """Roles read these as they are: weight, engine_args, the Ollama Modelfile, catalog sources."""
+    from provision.up import extravars, plan_for
+
+    plan = extravars(plan_for(ROOT / "inventory" / "example.yml"))["provision_plan"]
+    deps = {d["name"]: d for h in plan.values() for d in h["deployments"]}
+    ollama = deps["korean-dev"]
+    assert ollama["ollama"]["modelfile"]["name"] == "korean-dev"
+    assert "{{ .System }}" in ollama["ollama"]["modelfile"]["template"]
+    assert ollama["ollama_tag"] and ollama["ollama_tag"].startswith("llama3.1:70b")
+    assert deps["general"]["hf_repo"].startswith("meta-llama/")
+    assert deps["general"]["weight"] == 1 and deps["general"]["engine_args"] == {}
+    assert "ollama" not in deps["general"]

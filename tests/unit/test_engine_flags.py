@@ -38,6 +38,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 ollama = _load("ollama_filters", ROOT / "roles/ollama/filter_plugins/ollama_filters.py")
 vllm = _load("vllm_filters", ROOT / "roles/vllm/filter_plugins/vllm_filters.py")
+net = _load("provision_net", ROOT / "roles/provision_lib/filter_plugins/provision_net.py")
 tgi = _load("tgi_filters", ROOT / "roles/tgi/filter_plugins/tgi_filters.py")
 engine_standin = _load("engine_standin", ROOT / "tests/standins/engine_standin.py")
 ollama_standin = _load("ollama_standin", ROOT / "tests/standins/ollama/ollama_standin.py")
@@ -107,7 +108,7 @@ def test_ollama_pins_its_gpus_only_when_it_has_part_of_the_host() -> None:
     assert "CUDA_VISIBLE_DEVICES" not in env_all
 
 
-def _ollama_dep(name: str, **settings: Any) -> dict[str, Any]:
+def _ollama_dep(name: str, ollama_tag: str | None = None, **settings: Any) -> dict[str, Any]:
     base = {
         "num_parallel": 2,
         "context_length": 4096,
@@ -129,6 +130,7 @@ def _ollama_dep(name: str, **settings: Any) -> dict[str, Any]:
         "port": 11434,
         "pool": "p",
         "settings": base,
+        "ollama_tag": ollama_tag,
     }
 
 
@@ -211,10 +213,11 @@ def test_modelfile_refuses_text_that_would_end_its_string() -> None:
         ollama.ollama_modelfile(dep, "x:y")
 
 
-def test_base_model_prefers_the_placed_gguf_then_the_plan_then_the_role_map() -> None:
+def test_base_model_prefers_the_placed_gguf_then_the_role_map_then_the_catalog() -> None:
     dep = _ollama_dep("a", ollama_tag="llama3.1:8b-instruct-q4_K_M")
     assert ollama.ollama_base_model(dep, {}, "/m/a.gguf") == "/m/a.gguf"
     assert ollama.ollama_base_model(dep, {}) == "llama3.1:8b-instruct-q4_K_M"
+    assert ollama.ollama_base_model(dep, {"llama-3.1-8b": "mine:8b"}) == "mine:8b"
     plain = _ollama_dep("b")
     assert ollama.ollama_base_model(plain, {"llama-3.1-8b:Q4_K_M": "llama3.1:8b"}) == "llama3.1:8b"
     with pytest.raises(FilterError, match="ollama_model_tags"):
@@ -496,5 +499,4 @@ def test_tgi_container_env() -> None:
     ],
 )
 def test_private_addresses(address: str, private: bool) -> None:
-    for check in (ollama.ollama_private_address, vllm.vllm_private_address, tgi.tgi_private_address):
-        assert check(address) is private
+    assert net.provision_private_address(address) is private

@@ -1,4 +1,4 @@
-"""Tests for roles/provision_lib/library/json_file_merge.py (imported by path).
+"""Tests for roles/provision_lib/library/provision_json_merge.py (imported by path).
 
 The pure functions (merge, parse, plan, atomic write) are tested directly;
 the module as a whole runs in-process with its arguments patched in, the way
@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles/provision_lib/library/json_file_merge.py"
+MODULE_PATH = Path(__file__).resolve().parents[2] / "roles/provision_lib/library/provision_json_merge.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("json_file_merge", MODULE_PATH)
+    spec = importlib.util.spec_from_file_location("provision_json_merge", MODULE_PATH)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -11,9 +11,9 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
-import tinymodel
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
+from provision.lab import tinymodel
 from provision.localmodel import (
     GGML_TYPES,
     LLAMA_FTYPES,

@@ -94,3 +94,93 @@ def test_request_rejects_unknown_stage():
 def test_run_request_defaults():
     req = RunRequest(inventory=Path("x.yml"))
     assert req.playbook == "site.yml" and req.cmdline() == []
+
+
+GO_TEMPLATE = "{{ if .System }}<|system|>{{ .System }}{{ end }}{# not jinja #}"
+
+
+def test_template_like_inventory_text_reaches_ansible_as_data(tmp_path):
+    """An Ollama Modelfile TEMPLATE is Go template text: Ansible must pass it on as written."""
+    import subprocess
+    import sys
+
+    from provision.runner import as_data, write_private_json
+
+    data = {"plan": {"h": [{"modelfile": {"template": GO_TEMPLATE, "n": 3, "plain": "x"}}]}}
+    marked = as_data(data)
+    assert marked["plan"]["h"][0]["modelfile"] == {
+        "template": {"__ansible_unsafe": GO_TEMPLATE},
+        "n": 3,
+        "plain": "x",
+    }
+    path = write_private_json(tmp_path / "env" / "extravars", marked)
+    assert path.stat().st_mode & 0o777 == 0o600
+    out = tmp_path / "out.txt"
+    ansible = Path(sys.executable).parent / "ansible"
+    subprocess.run(
+        [
+            str(ansible),
+            "localhost",
+            "-e",
+            f"@{path}",
+            "-m",
+            "ansible.builtin.copy",
+            "-a",
+            f"content={{{{ plan.h[0].modelfile.template }}}} dest={out}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.read_text() == GO_TEMPLATE
+
+
+def test_changes_are_tracked_per_host_and_stage_and_restarts_named():
+    from provision.runner import EventTracker
+
+    tracker = EventTracker()
+    events = [
+        {"event": "playbook_on_play_start", "event_data": {"play": "Base: packages"}},
+        {
+            "event": "runner_on_ok",
+            "event_data": {"host": "a", "task": "Install packages", "res": {"changed": True}},
+        },
+        {"event": "playbook_on_play_start", "event_data": {"play": "Engines: serve"}},
+        {
+            "event": "runner_on_ok",
+            "event_data": {"host": "b", "task": "Write the unit", "res": {"changed": True}},
+        },
+        {
+            "event": "runner_on_ok",
+            "event_data": {
+                "host": "b",
+                "task": "llamacpp : Restart the service (flags changed)",
+                "res": {"changed": True},
+            },
+        },
+        {
+            "event": "runner_on_ok",
+            "event_data": {"host": "c", "task": "Restart nothing", "res": {"changed": False}},
+        },
+    ]
+    for e in events:
+        tracker.handle(e)
+    result = RunResult("successful", 0, recap_from_stats({"ok": {"a": 1, "b": 2, "c": 1}}), [], [])
+    result.changes = tracker.changes
+    assert result.changed_hosts() == ["a", "b"]
+    assert result.changed_hosts("engines") == ["b"]
+    assert result.restarts() == {"b": ["Restart the service (flags changed)"]}
+
+
+def test_rolling_options_are_checked_before_any_host_is_touched():
+    import pytest
+
+    from provision.errors import InvalidInput
+    from provision.up import rolling_vars
+
+    assert rolling_vars(["n1"], "25%", 0, 60)["provision_engines_serial"] == "25%"
+    assert rolling_vars(["n1"], "2", 10, 60)["provision_engines_serial"] == 2
+    for batch, fail in (("0", 0), ("150%", 0), ("one", 0), ("1", 101)):
+        with pytest.raises(InvalidInput):
+            rolling_vars([], batch, fail, 60)

@@ -8,14 +8,12 @@ Pure functions (tests/unit/test_engine_flags.py imports this file by path):
 * ``ollama_systemd_environment(env)`` -> the ``Environment="K=V"`` lines (systemd quoting).
 * ``ollama_modelfile(deployment, base)`` -> the Modelfile text for the deployment's served model.
 * ``ollama_base_model(deployment, tags, gguf_file="")`` -> what FROM names (a library tag or a file).
-* ``ollama_private_address(address)`` -> True for loopback / RFC 1918 / RFC 6598 / ULA / link-local.
 
 Names checked against Ollama's envconfig (docs/engines.md lists them with their sources).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Any
@@ -167,18 +165,16 @@ def ollama_base_model(
     deployment: dict[str, Any], tags: dict[str, str] | None = None, gguf_file: str = ""
 ) -> str:
     """The model FROM names: a GGUF file the models stage placed (air-gapped) wins; else the
-    Ollama library tag from the plan (settings.ollama_tag), else from ollama_model_tags
-    ("<model>:<QUANT>" or "<model>" keys)."""
+    Ollama library tag the inventory names in ollama_model_tags ("<model>:<QUANT>" or "<model>"
+    keys), else the catalog's tag for the model and quantization (the plan's ollama_tag)."""
     if gguf_file:
         return gguf_file
-    settings = _settings(deployment)
     tags = tags or {}
     model, quant = str(deployment.get("model", "")), str(deployment.get("quantization") or "")
     for candidate in (
-        settings.get("ollama_tag"),
-        deployment.get("ollama_tag"),
         tags.get(f"{model}:{quant}"),
         tags.get(model),
+        deployment.get("ollama_tag"),
     ):
         if candidate:
             return str(candidate)
@@ -189,18 +185,6 @@ def ollama_base_model(
     )
 
 
-def ollama_private_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(str(address).strip("[]"))
-    except ValueError:
-        return False
-    if ip.is_unspecified:
-        return False  # 0.0.0.0 / :: listen everywhere
-    if ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10"):
-        return True
-    return ip.is_private or ip.is_loopback or ip.is_link_local
-
-
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -208,5 +192,4 @@ class FilterModule:
             "ollama_systemd_environment": ollama_systemd_environment,
             "ollama_modelfile": ollama_modelfile,
             "ollama_base_model": ollama_base_model,
-            "ollama_private_address": ollama_private_address,
         }

@@ -10,7 +10,6 @@ Pure functions (tests/unit/test_engine_flags.py imports this file by path):
   usage_stats='off', extra=None)``
   -> the arguments after the image's entrypoint (/tgi-entrypoint.sh -> text-generation-launcher).
 * ``tgi_container_env(local, nccl_p2p_disable=None, nccl_ib_disable=None, extra=None)``
-* ``tgi_private_address(address)``
 
 Option names checked against text-generation-launcher 3.x (docs/source/reference/launcher.md;
 docs/engines.md lists them). The API key never appears here: API_KEY in a 0600 env file.
@@ -18,7 +17,6 @@ docs/engines.md lists them). The API key never appears here: API_KEY in a 0600 e
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
@@ -160,16 +158,6 @@ def tgi_container_env(
     return env
 
 
-def tgi_private_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(str(address).strip("[]"))
-    except ValueError:
-        return False
-    if ip.is_unspecified:
-        return False
-    if ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10"):
-        return True
-    return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
 class FilterModule:
@@ -178,5 +166,4 @@ class FilterModule:
             "tgi_quantize": tgi_quantize,
             "tgi_launcher_args": tgi_launcher_args,
             "tgi_container_env": tgi_container_env,
-            "tgi_private_address": tgi_private_address,
         }

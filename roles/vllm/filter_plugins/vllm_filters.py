@@ -12,7 +12,6 @@ Pure functions (tests/unit/test_engine_flags.py imports this file by path):
 * ``vllm_serve_args(deployment, layout, bind_address, memory='utilization', quantization='', extra=None)``
   -> the argument list after the image's `vllm serve` entrypoint.
 * ``vllm_container_env(local, nccl_p2p_disable=None, nccl_ib_disable=None, extra=None, usage_stats=False)``
-* ``vllm_private_address(address)``
 
 Flag names checked against vLLM v0.28.0 (docs/engines.md lists them with their sources).
 The API key never appears here: it goes in a 0600 env file as VLLM_API_KEY.
@@ -20,7 +19,6 @@ The API key never appears here: it goes in a 0600 env file as VLLM_API_KEY.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
@@ -218,16 +216,6 @@ def vllm_container_env(
     return env
 
 
-def vllm_private_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(str(address).strip("[]"))
-    except ValueError:
-        return False
-    if ip.is_unspecified:
-        return False
-    if ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10"):
-        return True
-    return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
 class FilterModule:
@@ -237,5 +225,4 @@ class FilterModule:
             "vllm_quantization": vllm_quantization,
             "vllm_serve_args": vllm_serve_args,
             "vllm_container_env": vllm_container_env,
-            "vllm_private_address": vllm_private_address,
         }

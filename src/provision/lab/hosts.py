@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from provision.lab import ssh, state
@@ -283,6 +284,22 @@ def wait_ssh(name: str, address: str, timeout: float = SSH_TIMEOUT_S) -> None:
     )
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# systemd in every test host takes several inotify instances, all counted against root on the
+# machine: with the kernel's default of 128, the 20th or so container's systemd exits at once (255).
+MIN_INOTIFY_INSTANCES = 1024
+
+
+def ensure_inotify_instances() -> None:
+    try:
+        current = int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return
+    if current < MIN_INOTIFY_INSTANCES:
+        INOTIFY_INSTANCES.write_text(f"{MIN_INOTIFY_INSTANCES}\n")
+        log.info("fs.inotify.max_user_instances raised from %d to %d", current, MIN_INOTIFY_INSTANCES)
+
+
 def start_hosts(names: Sequence[str], image: str, mirror_hosts: Mapping[str, str]) -> dict[str, str]:
     """Start (or keep) the named hosts; returns name -> IP once SSH works on all."""
     for name in names:
@@ -291,6 +308,7 @@ def start_hosts(names: Sequence[str], image: str, mirror_hosts: Mapping[str, str
         raise LabError(f"duplicate host names in {list(names)}", "give each host its own name")
     public_key = state.public_key()
     started = time.monotonic()
+    ensure_inotify_instances()
     for name in names:
         if _create(name, image, mirror_hosts):
             log.info("started %s", name)

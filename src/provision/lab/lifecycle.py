@@ -102,8 +102,29 @@ def up(names: list[str]) -> dict[str, str]:
         started_hosts = hosts.start_hosts(names, tag, pinned)
         log.info("hosts ready after %.1f s", time.monotonic() - mark)
         inventory = state.write_inventory(hosts.lab_hosts())
-        log.info("inventory %s; up took %.1f s", inventory, time.monotonic() - started)
+        model = ensure_tiny_model()
+        state.ensure_api_keys()
+        log.info("inventory %s, model %s; up took %.1f s", inventory, model, time.monotonic() - started)
         return started_hosts
+
+
+def ensure_tiny_model() -> Path:
+    """Write the lab's tiny GGUF model once (inventory/lab.yml's deployments serve it)."""
+    path = state.tiny_model_path()
+    if path.exists():
+        return path
+    try:
+        from provision.lab import tinymodel
+    except ImportError as exc:
+        raise LabError(
+            f"cannot write the lab's tiny model: {exc}",
+            "install the lab's extra: pip install 'provision[lab]' (the quickstart does)",
+        ) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    tinymodel.write_tiny_gguf(partial)
+    partial.replace(path)
+    return path
 
 
 def down() -> list[str]:

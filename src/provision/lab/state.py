@@ -60,6 +60,29 @@ def inventory_path(base: Path | None = None) -> Path:
     return (base or state_dir()) / "hosts.yml"
 
 
+def api_keys_path(base: Path | None = None) -> Path:
+    """The lab gateway's API keys (inventory/lab.yml reads them as gateway_api_keys), 0600."""
+    return (base or state_dir()) / "gateway_api_keys.yml"
+
+
+def ensure_api_keys(base: Path | None = None) -> Path:
+    """One random key for the lab's gateway, written once, readable by root only."""
+    import secrets
+
+    path = api_keys_path(base)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"- name: lab\n  key: sk-lab-{secrets.token_urlsafe(24)}\n")
+    return path
+
+
+def tiny_model_path(base: Path | None = None) -> Path:
+    """The lab's model: the tiny GGUF that llama.cpp serves on the lab's engine nodes."""
+    return (base or state_dir()) / "models" / "tiny-llama-test.gguf"
+
+
 def dockerd_pid_path(base: Path | None = None) -> Path:
     return (base or state_dir()) / "dockerd.pid"
 
