@@ -35,6 +35,11 @@ from provision.planner import (
 from provision.schema import GATEWAY_GROUP, MONITORING_GROUP, Deployment, Fleet, Host
 
 NODE_EXPORTER_PORT = 9100
+# Ports the gateway and monitoring roles listen on (their role defaults), by host group; a
+# deployment planned onto one of them would fail to start.
+GATEWAY_PORTS = {8081: "the gateway's stub_status", 9113: "the nginx exporter", 3903: "mtail (gateway log)"}
+MONITORING_PORTS = {9115: "the blackbox exporter", 3000: "Grafana"}
+DCGM_EXPORTER_PORT = 9400
 
 
 @dataclass
@@ -310,8 +315,12 @@ def plan_fleet(fleet: Fleet, base: Path, catalog: Catalog | None = None) -> Flee
         ports: dict[int, str] = {}
         if GATEWAY_GROUP in host.groups:
             ports[fleet.gateway.port] = "the gateway"
+            ports.update(GATEWAY_PORTS)
         if MONITORING_GROUP in host.groups:
             ports[fleet.monitoring.prometheus_port] = "Prometheus"
+            ports.update(MONITORING_PORTS)
+        if host.gpus:
+            ports.setdefault(DCGM_EXPORTER_PORT, "the DCGM exporter")
         ports.setdefault(NODE_EXPORTER_PORT, "the node exporter")
         names: set[str] = set()
         ollama_settings: dict[str, Any] = {}
@@ -590,8 +599,12 @@ def _passthrough(dep: Deployment, quant: QuantSpec, catalog: Catalog) -> dict[st
     out: dict[str, Any] = {
         "weight": dep.weight,
         "engine_args": dict(dep.engine_args),
-        "hf_repo": (spec.hf_variants.get(quant.name) or spec.hf_repo) if spec else None,
+        # the catalog keys its variant repositories by format (gguf, awq, gptq, fp8)
+        "hf_repo": (spec.hf_variants.get(quant.format) or spec.hf_repo) if spec else None,
         "ollama_tag": spec.ollama_tags.get(quant.name) if spec else None,
+        "license": spec.license if spec else None,
+        "gated": spec.gated if spec else False,
+        "source": dep.source.model_dump(exclude_none=True) if dep.source else None,
     }
     if dep.engine == "ollama":
         out["ollama"] = dep.ollama.model_dump() if dep.ollama else {"preload": True, "modelfile": None}

@@ -242,6 +242,7 @@ def test_plan_passes_the_inventorys_own_values_to_roles():
     assert ollama["ollama"]["modelfile"]["name"] == "korean-dev"
     assert "{{ .System }}" in ollama["ollama"]["modelfile"]["template"]
     assert ollama["ollama_tag"] and ollama["ollama_tag"].startswith("llama3.1:70b")
-    assert deps["general"]["hf_repo"].startswith("meta-llama/")
+    assert deps["general"]["hf_repo"].endswith("-GGUF")  # Q4_K_M: the catalog's GGUF repository
+    assert deps["general"]["license"] and deps["general"]["source"] is None
     assert deps["general"]["weight"] == 1 and deps["general"]["engine_args"] == {}
     assert "ollama" not in deps["general"]
