@@ -206,6 +206,14 @@ def test_modelfile_adds_num_ctx_and_a_planned_partial_offload() -> None:
     assert body == ["FROM /data/models/tiny/model.gguf", "PARAMETER num_ctx 512", "PARAMETER num_gpu 20"]
 
 
+def test_modelfile_records_the_placed_models_digest() -> None:
+    dep = _ollama_dep("a")
+    plain = ollama.ollama_modelfile(dep, "/m/model.gguf")
+    marked = ollama.ollama_modelfile(dep, "/m/model.gguf", "sha256:abc")
+    assert "manifest digest sha256:abc" in marked and "digest" not in plain
+    assert marked != ollama.ollama_modelfile(dep, "/m/model.gguf", "sha256:abd")
+
+
 def test_modelfile_refuses_text_that_would_end_its_string() -> None:
     dep = _ollama_dep("a")
     dep["ollama"] = {"modelfile": {"name": "a", "system": 'say """hi"""'}}

@@ -133,9 +133,11 @@ def _triple(command: str, text: str) -> str:
     return f'{command} """{text}"""'
 
 
-def ollama_modelfile(deployment: dict[str, Any], base: str) -> str:
+def ollama_modelfile(deployment: dict[str, Any], base: str, digest: str = "") -> str:
     """FROM base, the planner's num_ctx (and num_gpu for a planned partial offload), then the
-    deployment's ollama.modelfile: PARAMETERs (lists repeat), TEMPLATE, SYSTEM."""
+    deployment's ollama.modelfile: PARAMETERs (lists repeat), TEMPLATE, SYSTEM. `digest` (the
+    models stage's manifest digest of a placed GGUF) goes into a comment, so new files behind
+    the same FROM path change the Modelfile and rebuild the served model."""
     settings = _settings(deployment)
     spec = ((deployment.get("ollama") or {}).get("modelfile")) or {}
     params: dict[str, Any] = dict(spec.get("parameters") or {})
@@ -143,6 +145,7 @@ def ollama_modelfile(deployment: dict[str, Any], base: str) -> str:
         f"# Managed by provision (role ollama): deployment {deployment['name']}, model "
         f"{settings.get('model_name') or deployment.get('model')}.",
         "# Edit the inventory (ollama.modelfile), not this file.",
+        *([f"# model files: manifest digest {digest}"] if digest else []),
         f"FROM {base}",
     ]
     if "num_ctx" not in params:
