@@ -114,6 +114,12 @@ def up(
         bool, typer.Option("--print-command", help="Print the equivalent ansible-playbook command and exit.")
     ] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="Ansible verbosity.")] = 0,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Models stage: remove models no longer assigned to a node.")
+    ] = False,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="Models stage: re-hash every placed file (finds bit flips).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Take the inventory's hosts to serving: preflight, base, gpu, models, engines, gateway,
@@ -137,6 +143,8 @@ def up(
             forks=forks,
             verbosity=verbose,
             gpu_serial=gpu_serial,
+            # only when asked: an extravar would override the inventory's own setting
+            extra={k: True for k, on in (("models_prune", prune), ("models_rehash", rehash)) if on},
         )
     except InvalidInput as exc:
         _invalid(exc.problems, as_json)
@@ -155,6 +163,104 @@ def up(
         print_recap(out, result)
     if result.interrupted:
         raise typer.Exit(130)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def apply(
+    inventory: Annotated[Path, typer.Argument(help="An Ansible YAML inventory.")],
+    only: Annotated[
+        str | None, typer.Option(help="Run one stage: " + ", ".join(STAGES) + ".", metavar="STAGE")
+    ] = None,
+    limit: Annotated[str | None, typer.Option(help="Ansible host pattern to limit the run to.")] = None,
+    check_mode: Annotated[
+        bool, typer.Option("--check", help="Only show which hosts would change and what would restart.")
+    ] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show what would change in files.")] = False,
+    batch: Annotated[
+        str, typer.Option(help="Engine hosts per batch: a count (1) or a percentage (25%).")
+    ] = "1",
+    max_fail: Annotated[
+        int, typer.Option(help="Stop when more than this percent of a batch fails (0: at the first).")
+    ] = 0,
+    idle_timeout: Annotated[
+        int, typer.Option(help="Seconds to wait for a drained host's in-flight requests.")
+    ] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll a configuration change out to a running fleet: a dry run finds the hosts whose
+    engines change, then those hosts go batch by batch: drained at the gateway, in-flight
+    requests finished, changed, healthy again (health URL + one-token completion), back in.
+    Stops at --max-fail, leaving the hosts not yet reached serving; a re-run resumes."""
+    from provision.display import Progress, print_preview, print_recap
+    from provision.runner import run_playbook
+    from provision.up import plan_for, request, rolling_vars
+
+    try:
+        plan = plan_for(inventory)
+        preview_req = request(inventory, plan, only=only, limit=limit, check=True, diff=diff)
+        rolling_vars([], batch, max_fail, idle_timeout)  # validate the options before any host is touched
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    hosts = sorted(plan.fleet.hosts)
+    with Progress(err, hosts, enabled=not as_json) as progress:
+        preview = run_playbook(preview_req, progress.on_event)
+    rolling = preview.changed_hosts("engines")
+    if check_mode or not preview.ok:
+        if as_json:
+            would = {"would_change": preview.changed_hosts(), "would_restart": preview.restarts()}
+            _emit_json({**preview.as_dict(), **would})
+        else:
+            print_recap(out, preview)
+            print_preview(out, preview)
+        raise typer.Exit(EXIT_OK if preview.ok else EXIT_FAILED)
+    extra = rolling_vars(rolling, batch, max_fail, idle_timeout)
+    req = request(inventory, plan, only=only, limit=limit, diff=diff, extra=extra)
+    with Progress(err, hosts, enabled=not as_json) as progress:
+        result = run_playbook(req, progress.on_event)
+    if as_json:
+        _emit_json({**result.as_dict(), "rolled": rolling, "restarted": result.restarts()})
+    else:
+        print_recap(out, result)
+        out.print(f"rolled (drained, changed, healthy, back in): {', '.join(rolling) or 'none'}")
+    if result.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def status(
+    inventory: Annotated[Path, typer.Argument(help="An Ansible YAML inventory.")],
+    limit: Annotated[str | None, typer.Option(help="Comma-separated host names.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per connection and per request.")] = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Where the fleet stands, read-only: reachable, GPUs and memory, driver, CUDA and engine
+    versions, each deployment healthy or not (health URL and a one-token completion), models
+    present, and versions that drifted from the inventory. Exit 1 when anything needs attention."""
+    from provision.display import print_status
+    from provision.fleetplan import plan_fleet
+    from provision.inventory import load_fleet
+    from provision.status import fleet_status
+
+    try:
+        fleet = load_fleet(inventory)
+        plan = plan_fleet(fleet, inventory.resolve().parent)
+        hosts = [h for h in (limit or "").split(",") if h] or None
+        unknown = sorted(set(hosts or ()) - set(fleet.hosts))
+        if unknown:
+            names = ", ".join(unknown)
+            problem = Problem("--limit", "", f"no such host: {names}", "name hosts of the inventory")
+            raise InvalidInput([problem])
+        result = fleet_status(inventory, hosts, timeout, plan)
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        print_status(out, result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -278,6 +384,87 @@ def list_models(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
+@models_app.command("bundle")
+def bundle_cmd(
+    models: Annotated[list[str], typer.Argument(help="Catalog ids (or hub repositories owner/name).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder: OUT/<model>/<quant>/ per model.")],
+    quant: Annotated[str | None, typer.Option("--quant", "-q", help="Quantization (repo, files).")] = None,
+    revision: Annotated[str, typer.Option(help="Hub revision; pin a commit to reproduce.")] = "main",
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="File pattern, repeatable (default: by quant).")
+    ] = None,
+    from_path: Annotated[
+        Path | None, typer.Option("--from-path", help="Bundle a local GGUF file or snapshot folder.")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="Hub token file (Ansible Vault or 0600); default: HF_TOKEN.")
+    ] = None,
+    vault_password_file: Annotated[Path | None, typer.Option(help="Vault password for --token-file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make bundles (files + manifest.json) for air-gapped placement; downloads resume."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from provision.modelstore.bundle import bundle_from_hub, bundle_from_path, resolve_target
+    from provision.modelstore.token import resolve_token
+
+    results = []
+    try:
+        token = resolve_token(token_file, vault_password_file) if from_path is None else None
+        targets = [resolve_target(m, quant, include) for m in models]
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=err, disable=as_json or not err.is_terminal, transient=False,
+        ) as progress:
+
+            def bar(name: str, total: int):
+                task = progress.add_task(name, total=total)
+                return lambda n: progress.advance(task, n)
+
+            for target in targets:
+                if from_path is not None:
+                    target.include = include or []  # a local path: all its files unless told
+                    where, manifest = bundle_from_path(target, out_dir, from_path, bar)
+                else:
+                    where, manifest = bundle_from_hub(target, out_dir, revision, token, bar)
+                results.append({"dir": str(where), **manifest.as_dict()})
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    if as_json:
+        _emit_json({"ok": True, "bundles": results})
+    else:
+        for r in results:
+            out.print(
+                f"{r['dir']}: {len(r['files'])} files, {r['total_bytes'] / 1024**3:.2f} GiB, "
+                f"{r['source'].get('repo') or r['source'].get('name')}@{r['source'].get('revision', '-')}"
+            )
+    raise typer.Exit(EXIT_OK)
+
+
+@models_app.command("verify")
+def verify_cmd(
+    directory: Annotated[Path, typer.Argument(help="A bundle (or a node's model dir copied back).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every file of a bundle against its manifest (size, SHA-256). Exit 1 names bad files."""
+    from provision.modelstore.verify import verify_bundle
+
+    try:
+        result = verify_bundle(directory)
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        for path, why in result.bad:
+            err.print(f"[bold red]bad:[/] {path}: {why}")
+        verdict = "ok" if result.ok else f"{len(result.bad)} bad"
+        out.print(f"{directory}: {result.checked} files checked, {verdict}")
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
 def _lab_call(action: str, names: list[str] | None = None) -> None:
     import logging
 
@@ -321,6 +508,35 @@ def lab_down() -> None:
 def lab_status() -> None:
     """Engine, allowlist and hosts."""
     _lab_call("status")
+
+
+@app.command("bench")
+def bench_cmd(
+    target: Annotated[str, typer.Argument(help="http://HOST:PORT/v1, or an inventory (its gateway).")],
+    concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "1,4,8,16,32,64",
+    requests: Annotated[int | None, typer.Option(help="Requests per level (default: max(4c, 16)).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="max_tokens of each request.")] = 128,
+    prompt: Annotated[str | None, typer.Option(help="The user message (default: a short question).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (default: first of GET /v1/models).")] = None,
+    api_key_env: Annotated[str, typer.Option(help="Variable holding the API key.")] = "PROVISION_API_KEY",
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    duration_cap: Annotated[float, typer.Option(help="Wall-time cap per level, seconds.")] = 300.0,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (needs the bench extra).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load an OpenAI-compatible endpoint at rising concurrency: tokens/s, TTFT, latency, errors."""
+    from provision.bench import bench_command
+
+    settings = {
+        "concurrency": concurrency,
+        "requests": requests,
+        "max_tokens": max_tokens,
+        "prompt": prompt,
+        "model": model,
+        "timeout_s": timeout,
+        "duration_cap_s": duration_cap,
+    }
+    raise typer.Exit(bench_command(target, settings, api_key_env, as_json, chart, out, err))
 
 
 def main() -> None:

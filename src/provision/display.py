@@ -142,3 +142,68 @@ def print_recap(console: Console, result: RunResult) -> None:
         console.print(f"[bold red]FAILED[/] on {len(bad)} host(s): {', '.join(bad)}")
     elif not result.interrupted:
         console.print(f"[bold green]OK[/]: {len(result.recap)} host(s), {result.changed} change(s).")
+
+
+def print_status(console: Console, status: Any) -> None:
+    """`provision status`: one row per host (provision.status.FleetStatus)."""
+    table = Table(title=f"fleet status ({status.inventory})", title_justify="left")
+    for col in (
+        "host",
+        "reach",
+        "GPUs (used/total GiB)",
+        "driver",
+        "CUDA",
+        "engines",
+        "deployments",
+        "drift",
+    ):
+        table.add_column(col, overflow="fold")
+    for h in status.hosts:
+        if not h.reachable:
+            table.add_row(
+                h.host, Text("no", style="red"), "", "", "", "", "", Text(h.error or "", style="red")
+            )
+            continue
+        if h.gpus:
+            used = sum(g.memory_used_mib for g in h.gpus) / 1024
+            total = sum(g.memory_total_mib for g in h.gpus) / 1024
+            gpus = f"{len(h.gpus)}x {h.gpus[0].name} ({used:.1f}/{total:.1f})"
+        else:
+            gpus = "none" if not h.gpus_declared else Text(f"0 of {h.gpus_declared}", style="red")
+        engines = ", ".join(f"{e} {v or '-'}" for e, v in h.engines.items())
+        deps = Text()
+        for i, d in enumerate(h.deployments):
+            deps.append(("\n" if i else "") + f"{d.name}: ", style="bold")
+            deps.append(d.detail, style="green" if d.healthy else "red")
+        drift = Text("; ".join(h.drift), style="yellow") if h.drift else Text("none", style="green")
+        table.add_row(
+            h.host, Text("yes", style="green"), gpus, h.driver or "-", h.cuda or "-", engines, deps, drift
+        )
+    console.print(table)
+    bad = [h.host for h in status.hosts if not h.ok]
+    summary = (
+        "every host reachable, every deployment healthy, no drift"
+        if not bad
+        else f"needs attention: {', '.join(bad)}"
+    )
+    console.print(Text(f"{summary} ({status.seconds:.2f} s)", style="green" if not bad else "yellow"))
+
+
+def print_preview(console: Console, preview: RunResult) -> None:
+    """`provision apply --check`: which hosts would change, and which services would restart."""
+    restarts = preview.restarts()
+    changed = preview.changed_hosts()
+    table = Table(title="would change (dry run)", title_justify="left")
+    for col in ("host", "tasks that would change", "would restart"):
+        table.add_column(col, overflow="fold")
+    for host in sorted(preview.recap):
+        tasks = [c for c in preview.changes if c.host == host]
+        table.add_row(
+            host,
+            str(len(tasks)) if tasks else Text("0", style="green"),
+            "\n".join(restarts.get(host, [])) or "-",
+        )
+    console.print(table)
+    console.print(
+        f"{len(changed)} of {len(preview.recap)} host(s) would change; run without --check to roll it out"
+    )

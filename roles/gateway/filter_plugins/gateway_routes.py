@@ -19,6 +19,7 @@ Both raise AnsibleFilterError naming the problem and the fix. Plain Python: the 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -61,6 +62,15 @@ def _address(host: str, hv: Any, engine: str, overrides: Mapping[str, str]) -> s
     ipv4 = _get(facts, "default_ipv4", {}) or _get(hv, "ansible_default_ipv4", {})
     address = _get(ipv4, "address", "")
     if not address:
+        # no facts (the host was unreachable when they were gathered): the address Ansible
+        # connects to, when it is an IP address, keeps the host's backend in the configuration
+        # (passive health takes it out while it is down)
+        fallback = str(_get(hv, "ansible_host", "")).strip()
+        try:
+            ipaddress.ip_address(fallback)
+            return fallback
+        except ValueError:
+            pass
         raise AnsibleFilterError(
             f"gateway: no address for {host}'s deployments: its facts were not gathered (the gateway "
             f"play gathers them) and neither provision_engine_bind_address nor "
