@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m provision.lab.chat", description=__doc__.splitlines()[0])
     parser.add_argument("inventory", nargs="?", type=Path, default=ROOT / "inventory" / "lab.yml")
     parser.add_argument("--model", default="tiny-llama-test")
-    parser.add_argument("--stream", action="store_true")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true", help="a plain completion (the default)")
+    mode.add_argument("--stream", action="store_true", help="a streamed completion")
+    mode.add_argument("--wrong-key", action="store_true", help="check: a wrong key gets 401")
+    mode.add_argument("--admin-paths", action="store_true", help="check: engine admin paths are closed")
     args = parser.parse_args(argv)
     try:
         from openai import OpenAI
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidInput, ProvisionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.wrong_key or args.admin_paths:
+        return _checks(base_url, key, args.wrong_key)
     client = OpenAI(base_url=base_url, api_key=key or "none", timeout=30, max_retries=0)
     started = time.monotonic()
     messages = [{"role": "user", "content": "Say hello to the fleet."}]
@@ -57,6 +63,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"gateway {base_url} answered in {time.monotonic() - started:.2f} s (model {model}):")
     print(f"  {text!r}  (random weights: gibberish is expected)")
+    return 0
+
+
+def _checks(base_url: str, key: str | None, wrong_key: bool) -> int:
+    """The gateway's guard rails, as a client meets them."""
+    import httpx
+    from openai import AuthenticationError, OpenAI
+
+    if wrong_key:
+        client = OpenAI(base_url=base_url, api_key="sk-wrong-key-0000000000", timeout=30, max_retries=0)
+        try:
+            client.models.list()
+        except AuthenticationError as exc:
+            print(f"a wrong key: {exc.status_code}, as it should be")
+            return 0
+        print("error: the gateway accepted a wrong key", file=sys.stderr)
+        return 1
+    root = base_url.removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    opened = []
+    for path in ("/metrics", "/slots", "/props", "/v1/metrics", "/api/tags"):
+        status = httpx.get(root + path, headers=headers, timeout=10).status_code
+        if status not in (401, 403, 404):
+            opened.append(f"{path}: {status}")
+    if opened:
+        print(f"error: engine admin paths reachable through the gateway: {opened}", file=sys.stderr)
+        return 1
+    print("engine admin paths are closed at the gateway")
     return 0
 
 
