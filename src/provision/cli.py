@@ -115,7 +115,8 @@ def up(
     ] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="Ansible verbosity.")] = 0,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Models stage: remove models no longer assigned to a node.")
+        bool,
+        typer.Option("--prune", help="Remove models no longer assigned to a node (files, Ollama models)."),
     ] = False,
     rehash: Annotated[
         bool, typer.Option("--rehash", help="Models stage: re-hash every placed file (finds bit flips).")
@@ -240,19 +241,10 @@ def status(
     versions, each deployment healthy or not (health URL and a one-token completion), models
     present, and versions that drifted from the inventory. Exit 1 when anything needs attention."""
     from provision.display import print_status
-    from provision.fleetplan import plan_fleet
-    from provision.inventory import load_fleet
     from provision.status import fleet_status
 
     try:
-        fleet = load_fleet(inventory)
-        plan = plan_fleet(fleet, inventory.resolve().parent)
-        hosts = [h for h in (limit or "").split(",") if h] or None
-        unknown = sorted(set(hosts or ()) - set(fleet.hosts))
-        if unknown:
-            names = ", ".join(unknown)
-            problem = Problem("--limit", "", f"no such host: {names}", "name hosts of the inventory")
-            raise InvalidInput([problem])
+        plan, hosts = _plan_with_limit(inventory, limit)
         result = fleet_status(inventory, hosts, timeout, plan)
     except InvalidInput as exc:
         _invalid(exc.problems, as_json)
@@ -386,7 +378,9 @@ def list_models(as_json: JsonOpt = False) -> None:
 
 @models_app.command("bundle")
 def bundle_cmd(
-    models: Annotated[list[str], typer.Argument(help="Catalog ids (or hub repositories owner/name).")],
+    models: Annotated[
+        list[str], typer.Argument(help="Catalog ids (or hub repositories owner/name, or Ollama names).")
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder: OUT/<model>/<quant>/ per model.")],
     quant: Annotated[str | None, typer.Option("--quant", "-q", help="Quantization (repo, files).")] = None,
     revision: Annotated[str, typer.Option(help="Hub revision; pin a commit to reproduce.")] = "main",
@@ -395,6 +389,15 @@ def bundle_cmd(
     ] = None,
     from_path: Annotated[
         Path | None, typer.Option("--from-path", help="Bundle a local GGUF file or snapshot folder.")
+    ] = None,
+    from_ollama: Annotated[
+        bool, typer.Option("--from-ollama", help="From the Ollama registry (catalog id or Ollama name).")
+    ] = False,
+    registry: Annotated[
+        str | None, typer.Option(help="Ollama registry URL (default: OLLAMA_REGISTRY, registry.ollama.ai).")
+    ] = None,
+    ollama_models: Annotated[
+        Path | None, typer.Option("--ollama-models", help="From a local Ollama store (OLLAMA_MODELS folder).")
     ] = None,
     token_file: Annotated[
         Path | None, typer.Option(help="Hub token file (Ansible Vault or 0600); default: HF_TOKEN.")
@@ -406,12 +409,45 @@ def bundle_cmd(
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     from provision.modelstore.bundle import bundle_from_hub, bundle_from_path, resolve_target
+    from provision.modelstore.ollama import (
+        bundle_from_ollama,
+        bundle_from_ollama_store,
+        resolve_ollama_target,
+    )
     from provision.modelstore.token import resolve_token
 
+    from_ollama_store = ollama_models is not None
+    chosen = [
+        flag
+        for flag, given in (
+            ("--from-path", from_path is not None),
+            ("--from-ollama", from_ollama),
+            ("--ollama-models", from_ollama_store),
+        )
+        if given
+    ]
+    conflicts: list[Problem] = []
+    if len(chosen) > 1:
+        message = f"{' and '.join(chosen)} name different sources"
+        conflicts.append(Problem(chosen[1], "", message, "give one of them"))
+    if registry is not None and not from_ollama:
+        message = "--registry applies to --from-ollama"
+        conflicts.append(Problem("--registry", "", message, "add --from-ollama"))
+    if include and (from_ollama or from_ollama_store):
+        conflicts.append(
+            Problem("--include", "", "an Ollama model is bundled whole (its layers)", "leave --include out")
+        )
+    if conflicts:
+        _invalid(conflicts, as_json)
+        return
     results = []
     try:
-        token = resolve_token(token_file, vault_password_file) if from_path is None else None
-        targets = [resolve_target(m, quant, include) for m in models]
+        if from_ollama or from_ollama_store:
+            token = None  # the Ollama library asks for none
+            targets: list[Any] = [resolve_ollama_target(m, quant) for m in models]
+        else:
+            token = resolve_token(token_file, vault_password_file) if from_path is None else None
+            targets = [resolve_target(m, quant, include) for m in models]
         with Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
             console=err, disable=as_json or not err.is_terminal, transient=False,
@@ -422,7 +458,11 @@ def bundle_cmd(
                 return lambda n: progress.advance(task, n)
 
             for target in targets:
-                if from_path is not None:
+                if from_ollama_store:
+                    where, manifest = bundle_from_ollama_store(target, out_dir, ollama_models, bar)
+                elif from_ollama:
+                    where, manifest = bundle_from_ollama(target, out_dir, registry, bar)
+                elif from_path is not None:
                     target.include = include or []  # a local path: all its files unless told
                     where, manifest = bundle_from_path(target, out_dir, from_path, bar)
                 else:
@@ -435,21 +475,38 @@ def bundle_cmd(
         _emit_json({"ok": True, "bundles": results})
     else:
         for r in results:
-            out.print(
-                f"{r['dir']}: {len(r['files'])} files, {r['total_bytes'] / 1024**3:.2f} GiB, "
-                f"{r['source'].get('repo') or r['source'].get('name')}@{r['source'].get('revision', '-')}"
+            src = r["source"]
+            origin = (
+                f"{src['name']}:{src['tag']}@{src['digest'][:19]}"
+                if src.get("kind") == "ollama"
+                else f"{src.get('repo') or src.get('name')}@{src.get('revision', '-')}"
             )
+            out.print(f"{r['dir']}: {len(r['files'])} files, {r['total_bytes'] / 1024**3:.2f} GiB, {origin}")
     raise typer.Exit(EXIT_OK)
 
 
 @models_app.command("verify")
 def verify_cmd(
-    directory: Annotated[Path, typer.Argument(help="A bundle (or a node's model dir copied back).")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="A bundle (or a node's model dir copied back); with --on-hosts, an inventory."),
+    ],
+    on_hosts: Annotated[
+        bool, typer.Option("--on-hosts", help="Verify the models placed on the inventory's hosts, in place.")
+    ] = False,
+    limit: Annotated[str | None, typer.Option(help="--on-hosts: comma-separated host names.")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="--on-hosts: sizes and stamps only, no re-hash (seconds, not minutes).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check every file of a bundle against its manifest (size, SHA-256). Exit 1 names bad files."""
+    """Check every file of a bundle against its manifest (size, SHA-256). Exit 1 names bad files.
+    With --on-hosts, re-hash every placed model on the hosts where it lives (read-only)."""
     from provision.modelstore.verify import verify_bundle
 
+    if on_hosts:
+        _verify_on_hosts(directory, limit, not quick, as_json)
+        return
     try:
         result = verify_bundle(directory)
     except InvalidInput as exc:
@@ -462,6 +519,48 @@ def verify_cmd(
             err.print(f"[bold red]bad:[/] {path}: {why}")
         verdict = "ok" if result.ok else f"{len(result.bad)} bad"
         out.print(f"{directory}: {result.checked} files checked, {verdict}")
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _plan_with_limit(inventory: Path, limit: str | None) -> tuple[Any, list[str] | None]:
+    """The inventory's plan and the --limit hosts (None: all); InvalidInput for unknown names."""
+    from provision.fleetplan import plan_fleet
+    from provision.inventory import load_fleet
+
+    fleet = load_fleet(inventory)
+    plan = plan_fleet(fleet, inventory.resolve().parent)
+    hosts = [h for h in (limit or "").split(",") if h] or None
+    unknown = sorted(set(hosts or ()) - set(fleet.hosts))
+    if unknown:
+        names = ", ".join(unknown)
+        raise InvalidInput([Problem("--limit", "", f"no such host: {names}", "name hosts of the inventory")])
+    return plan, hosts
+
+
+def _verify_on_hosts(inventory: Path, limit: str | None, rehash: bool, as_json: bool) -> None:
+    from provision.modelstore.hostverify import verify_on_hosts
+
+    try:
+        plan, hosts = _plan_with_limit(inventory, limit)
+        result = verify_on_hosts(inventory, plan, hosts, rehash)
+    except InvalidInput as exc:
+        _invalid(exc.problems, as_json)
+        return
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        table = Table("host", "deployment", "model dir", "files", "state", "detail")
+        for host in result.hosts:
+            if host.error:
+                table.add_row(host.host, "-", "-", "-", "[red]unreachable[/]", host.error)
+            for d in host.dirs:
+                colour = "green" if d.state == "ok" else ("yellow" if d.ok else "red")
+                state = f"[{colour}]{d.state}[/]"
+                table.add_row(host.host, d.deployment, d.model_dir, str(d.files or "-"), state, d.detail)
+        out.print(table)
+        how = "re-hashed" if rehash else "sizes and stamps"
+        verdict = "ok" if result.ok else "NOT OK"
+        out.print(f"{verdict}: {len(result.hosts)} hosts, {how}, {result.seconds:.1f} s")
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 

@@ -183,6 +183,7 @@ def cmd_status(args):
             "restamped": restamped,
             "removed_corrupt": corrupt,
             "changed": bool(restamped or corrupt),
+            "files": len(manifest["files"]),
         }
     )
 

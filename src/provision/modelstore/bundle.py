@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.catalog import Catalog, load_catalog
-from provision.errors import InvalidInput, Problem, ProvisionError
+from provision.errors import InvalidInput, Problem
+from provision.modelstore.download import DownloadFailed
 from provision.modelstore.hub import GatedRepoError, HubClient, HubError, RemoteFile
 from provision.modelstore.manifest import FileEntry, Manifest, guess_format, sha256_file
 
@@ -229,5 +230,5 @@ def bundle_from_path(
     return dest, manifest
 
 
-class HubDownloadFailed(ProvisionError):
+class HubDownloadFailed(DownloadFailed):
     """A download that stopped (network, hub): exit 1, the next run resumes."""

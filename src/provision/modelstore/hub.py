@@ -9,31 +9,31 @@
 
 `HF_ENDPOINT` points the client at a mirror (or the tests' stand-in), as it does for
 huggingface_hub. Downloads go to `<dest>.incomplete` and are resumed from its size; a file is
-renamed into place only when its SHA-256 (or, for small non-LFS files, its size) matches.
+renamed into place only when its SHA-256 (or, for small non-LFS files, its size) matches
+(`provision.modelstore.download`, shared with the Ollama registry client).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from provision.modelstore.download import DownloadError, download_resumable
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-CHUNK = 1024 * 1024
 TIMEOUT_S = 60
 
 
-class HubError(Exception):
-    def __init__(self, message: str, fix: str = "", status: int | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-        self.status = status
+class HubError(DownloadError):
+    """The hub (or the way to it) failed: message, fix, HTTP status."""
 
 
 class GatedRepoError(HubError):
@@ -134,57 +134,31 @@ class HubClient:
         dest: Path,
         progress: Callable[[int], None] | None = None,
     ) -> str:
-        """Download (resuming `<dest>.incomplete`) and return the file's SHA-256."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(dest.name + ".incomplete")
-        have = partial.stat().st_size if partial.exists() else 0
-        if have > remote.size:
-            partial.unlink()
-            have = 0
-        digest = hashlib.sha256()
-        if have:
-            with partial.open("rb") as fh:  # the hash continues over what is already there
-                while chunk := fh.read(CHUNK):
-                    digest.update(chunk)
-            if progress:
-                progress(have)
-        if have < remote.size:
+        """Download (resuming `<dest>.incomplete`) and return the file's SHA-256 (the shared
+        `download.download_resumable`: Range resume, SHA-256 before the rename)."""
+        url = self.file_url(repo, commit, remote.path)
+        what = f"{repo}/{remote.path}"
+
+        @contextmanager
+        def open_at(offset: int) -> Iterator[Any]:
             headers = self._headers()
-            headers["Range"] = f"bytes={have}-"
-            with self._open(
-                self.file_url(repo, commit, remote.path), headers, f"{repo}/{remote.path}"
-            ) as resp:
+            headers["Range"] = f"bytes={offset}-"
+            with self._open(url, headers, what) as resp:
                 served_commit = resp.headers.get("X-Repo-Commit")
                 if served_commit and served_commit != commit:
                     raise HubError(
                         f"{remote.path}: the hub served commit {served_commit}, not {commit}",
                         "retry; the revision must be a pinned commit",
                     )
-                if have and resp.status != 206:  # the server ignored Range: start over, honestly
-                    have = 0
-                    digest = hashlib.sha256()
-                    mode = "wb"
-                else:
-                    mode = "ab"
-                with partial.open(mode) as fh:
-                    while chunk := resp.read(CHUNK):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        if progress:
-                            progress(len(chunk))
-        size = partial.stat().st_size
-        if size != remote.size:
-            raise HubError(
-                f"{remote.path}: got {size} of {remote.size} bytes",
-                "run the same command again: the download resumes where it stopped",
-            )
-        sha = digest.hexdigest()
-        if remote.sha256 and sha != remote.sha256:
-            partial.unlink()
-            raise HubError(
-                f"{remote.path}: sha256 {sha} does not match the hub's {remote.sha256}; the partial "
-                "file was removed",
-                "run the same command again",
-            )
-        os.replace(partial, dest)
-        return sha
+                yield resp
+
+        return download_resumable(
+            open_at,
+            dest,
+            remote.size,
+            remote.sha256,
+            remote.path,
+            progress,
+            error=HubError,
+            expected_from="the hub's",
+        )
