@@ -6,14 +6,18 @@ Pure functions (tests/unit/test_engine_flags.py imports this file by path):
   -> the ordered ``{NAME: value}`` of the drop-in override.conf. One server per host serves
   every Ollama deployment of the host, so the server-wide settings must agree.
 * ``ollama_systemd_environment(env)`` -> the ``Environment="K=V"`` lines (systemd quoting).
-* ``ollama_modelfile(deployment, base)`` -> the Modelfile text for the deployment's served model.
+* ``ollama_modelfile(deployment, base, digest='', bundled=None)`` -> the Modelfile text for the
+  deployment's served model.
 * ``ollama_base_model(deployment, tags, gguf_file="")`` -> what FROM names (a library tag or a file).
+* ``ollama_bundle_metadata(slurp_results)`` -> an Ollama library bundle's params/template/system/license.
+* ``ollama_managed_models(state, served, bases, pulled)`` -> the models the role manages, and the stale ones.
 
 Names checked against Ollama's envconfig (docs/engines.md lists them with their sources).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -133,14 +137,32 @@ def _triple(command: str, text: str) -> str:
     return f'{command} """{text}"""'
 
 
-def ollama_modelfile(deployment: dict[str, Any], base: str, digest: str = "") -> str:
+def ollama_modelfile(
+    deployment: dict[str, Any], base: str, digest: str = "", bundled: dict[str, Any] | None = None
+) -> str:
     """FROM base, the planner's num_ctx (and num_gpu for a planned partial offload), then the
     deployment's ollama.modelfile: PARAMETERs (lists repeat), TEMPLATE, SYSTEM. `digest` (the
     models stage's manifest digest of a placed GGUF) goes into a comment, so new files behind
-    the same FROM path change the Modelfile and rebuild the served model."""
+    the same FROM path change the Modelfile and rebuild the served model.
+
+    `bundled`: what an Ollama library bundle carried next to its model.gguf (its
+    ollama/params.json, template, system and license; docs/models.md), so the imported model
+    behaves as the library's does. The inventory's ollama.modelfile wins key by key, and the
+    planner's num_ctx wins over the bundle's."""
     settings = _settings(deployment)
     spec = ((deployment.get("ollama") or {}).get("modelfile")) or {}
-    params: dict[str, Any] = dict(spec.get("parameters") or {})
+    bundled = bundled or {}
+    bundle_params = bundled.get("params") or {}
+    if not isinstance(bundle_params, dict):
+        raise AnsibleFilterError("the bundle's ollama/params.json is not a JSON object")
+    spec_params: dict[str, Any] = dict(spec.get("parameters") or {})
+    params: dict[str, Any] = {}
+    if "num_ctx" not in spec_params:
+        params["num_ctx"] = int(settings["context_length"])
+    params.update({k: v for k, v in bundle_params.items() if k not in spec_params and k != "num_ctx"})
+    params.update(spec_params)
+    if settings.get("num_gpu") is not None and "num_gpu" not in spec_params:
+        params["num_gpu"] = int(settings["num_gpu"])
     lines = [
         f"# Managed by provision (role ollama): deployment {deployment['name']}, model "
         f"{settings.get('model_name') or deployment.get('model')}.",
@@ -148,19 +170,15 @@ def ollama_modelfile(deployment: dict[str, Any], base: str, digest: str = "") ->
         *([f"# model files: manifest digest {digest}"] if digest else []),
         f"FROM {base}",
     ]
-    if "num_ctx" not in params:
-        params = {"num_ctx": int(settings["context_length"]), **params}
-    if settings.get("num_gpu") is not None and "num_gpu" not in params:
-        params["num_gpu"] = int(settings["num_gpu"])
     for key, value in params.items():
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(key)):
             raise AnsibleFilterError(f"PARAMETER name {key!r} is not a Modelfile parameter name")
         for item in value if isinstance(value, list) else [value]:
             lines.append(f"PARAMETER {key} {_param_value(item)}")
-    if spec.get("template"):
-        lines.append(_triple("TEMPLATE", str(spec["template"])))
-    if spec.get("system"):
-        lines.append(_triple("SYSTEM", str(spec["system"])))
+    for command in ("template", "system", "license"):
+        text = spec.get(command) or bundled.get(command)
+        if text:
+            lines.append(_triple(command.upper(), str(text)))
     return "\n".join(lines) + "\n"
 
 
@@ -188,6 +206,36 @@ def ollama_base_model(
     )
 
 
+def ollama_bundle_metadata(slurped: list[dict[str, Any]]) -> dict[str, Any]:
+    """The slurp results of a bundle's ollama/ files -> {"params": {...}, "template": "...",
+    "system": "...", "license": "..."} for ollama_modelfile's `bundled`."""
+    out: dict[str, Any] = {}
+    for result in slurped or []:
+        if "content" not in result:
+            continue
+        name = str(result.get("item", result.get("source", ""))).rsplit("/", 1)[-1]
+        text = base64.b64decode(result["content"]).decode("utf-8")
+        if name == "params.json":
+            try:
+                out["params"] = json.loads(text)
+            except ValueError as exc:
+                raise AnsibleFilterError(f"the bundle's ollama/params.json is not JSON: {exc}") from None
+        elif name in ("template", "system", "license"):
+            out[name] = text
+    return out
+
+
+def ollama_managed_models(
+    state: dict[str, Any] | None, served: list[str], bases: list[str], pulled: list[str]
+) -> dict[str, list[str]]:
+    """The models the role manages (recorded before, built or pulled now) and the stale ones
+    among them: managed, but neither served nor a base of a served model now."""
+    old = (state or {}).get("models") or []
+    managed = sorted({str(m) for m in [*old, *served, *pulled]})
+    needed = {str(m) for m in [*served, *bases]}
+    return {"managed": managed, "stale": [m for m in managed if m not in needed]}
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -195,4 +243,6 @@ class FilterModule:
             "ollama_systemd_environment": ollama_systemd_environment,
             "ollama_modelfile": ollama_modelfile,
             "ollama_base_model": ollama_base_model,
+            "ollama_bundle_metadata": ollama_bundle_metadata,
+            "ollama_managed_models": ollama_managed_models,
         }

@@ -14,9 +14,11 @@ engine contract use, with stdlib only:
   ollama create NAME -f FILE   parses the Modelfile, POST /api/create (recorded, raw Modelfile
                                included, in $OLLAMA_MODELS/.standin/creates.jsonl)
   ollama show NAME [--modelfile]
+  ollama rm NAME...            DELETE /api/delete (recorded in $OLLAMA_MODELS/.standin/deletes.jsonl)
 
 HTTP: HEAD/GET / ("Ollama is running"), /api/version, /api/tags, /api/ps, /api/pull,
-/api/create, /api/show, /api/generate, /api/chat, /v1/models, /v1/chat/completions,
+/api/create, DELETE /api/delete (200, empty body; 404 for an unknown model),
+/api/show, /api/generate, /api/chat, /v1/models, /v1/chat/completions,
 /v1/completions, and GET /standin/env (argv, environment, what the server parsed).
 
 `/api/ps` reports size_vram from OLLAMA_STANDIN_VRAM: "full" (size_vram == size, on the GPU),
@@ -205,6 +207,17 @@ class Store:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps({"schemaVersion": 2, "standin": True, "digest": model["digest"]}))
 
+    def delete(self, name: str) -> bool:
+        with self.lock:
+            data = self._read()
+            if data["models"].pop(full_name(name), None) is None:
+                return False
+            self._write(data)
+            self.loaded.pop(full_name(name), None)
+        repo, _, tag = full_name(name).rpartition(":")
+        (self.root / "manifests" / "registry.ollama.ai" / "library" / repo / tag).unlink(missing_ok=True)
+        return True
+
 
 def vram_for(size: int) -> int:
     mode = os.environ.get("OLLAMA_STANDIN_VRAM", "none").strip().lower()
@@ -295,6 +308,28 @@ class Handler(BaseHTTPRequestHandler):
                 self.store.loaded[full_name(name)] = time.monotonic() + ka
 
     # routes
+    def do_DELETE(self) -> None:
+        path = self.path.split("?")[0]
+        if path != "/api/delete":
+            self._send(405, {"error": "method not allowed"})
+            return
+        try:
+            body = self._body()
+        except json.JSONDecodeError as exc:
+            self._send(400, {"error": f"invalid JSON: {exc}"})
+            return
+        name = body.get("model") or body.get("name") or ""
+        if not name:
+            self._send(400, {"error": "model is required"})
+            return
+        if not self.store.delete(name):
+            self._not_found(name)
+            return
+        self.store.record("deletes", {"name": full_name(name)})
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
@@ -591,7 +626,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(
             "Usage:\n  ollama [flags]\n  ollama [command]\n\n"
-            "(provision stand-in: serve, list, ps, pull, create, show)"
+            "(provision stand-in: serve, list, ps, pull, create, show, rm)"
         )
         return 0
     cmd, args = argv[0], argv[1:]
@@ -673,6 +708,15 @@ def main(argv: list[str]) -> int:
             if code != 200:
                 return die(last.get("error", last) if isinstance(last, dict) else last)
             print("writing manifest\nsuccess")
+            return 0
+        if cmd == "rm":
+            if not args:
+                return die("requires at least 1 arg(s)")
+            for name in args:
+                code, info = call("DELETE", "/api/delete", {"model": name})
+                if code != 200:
+                    return die(info.get("error", info) if isinstance(info, dict) else info)
+                print(f"deleted '{name}'")
             return 0
         if cmd == "show":
             names = [a for a in args if not a.startswith("-")]
