@@ -144,8 +144,22 @@ def print_recap(console: Console, result: RunResult) -> None:
         console.print(f"[bold green]OK[/]: {len(result.recap)} host(s), {result.changed} change(s).")
 
 
+def model_files_label(deployment: Any) -> tuple[str, str] | None:
+    """What `provision status` says of a deployment's model files, and its style: None when
+    the plan names no model_dir (nothing to count)."""
+    if not getattr(deployment, "model_dir", ""):
+        return None
+    count = deployment.model_files
+    if count is None:
+        return "model dir missing", "yellow"
+    if count == 0:
+        return "model dir empty", "yellow"
+    return f"{count} model file{'' if count == 1 else 's'}", "cyan"
+
+
 def print_status(console: Console, status: Any) -> None:
-    """`provision status`: one row per host (provision.status.FleetStatus)."""
+    """`provision status`: one row per host (provision.status.FleetStatus); each deployment
+    says its health and how many files its model_dir holds."""
     table = Table(title=f"fleet status ({status.inventory})", title_justify="left")
     for col in (
         "host",
@@ -175,6 +189,10 @@ def print_status(console: Console, status: Any) -> None:
         for i, d in enumerate(h.deployments):
             deps.append(("\n" if i else "") + f"{d.name}: ", style="bold")
             deps.append(d.detail, style="green" if d.healthy else "red")
+            files = model_files_label(d)
+            if files:
+                deps.append("; ")
+                deps.append(files[0], style=files[1])
         drift = Text("; ".join(h.drift), style="yellow") if h.drift else Text("none", style="green")
         table.add_row(
             h.host, Text("yes", style="green"), gpus, h.driver or "-", h.cuda or "-", engines, deps, drift

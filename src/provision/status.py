@@ -56,7 +56,8 @@ class DeploymentStatus:
     engine: str
     healthy: bool
     detail: str
-    model_files: int | None = None
+    model_files: int | None = None  # files in model_dir; None when it is missing or unreadable
+    model_dir: str = ""  # where the models stage places the files ("" when the plan names none)
 
 
 @dataclass
@@ -245,7 +246,9 @@ def _judge(d: dict[str, Any], seen: dict[str, Any], host: HostStatus) -> Deploym
     unit = seen.get("unit")
     if unit and unit != "active":
         detail += f"; unit {unit}"
-    return DeploymentStatus(d["name"], d["engine"], healthy, detail, seen.get("model_files"))
+    return DeploymentStatus(
+        d["name"], d["engine"], healthy, detail, seen.get("model_files"), d.get("model_dir") or ""
+    )
 
 
 def _drift(conn: Connection, host: HostStatus) -> list[str]:

@@ -13,13 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from provision.cli import app
 from provision.connection import Connection
+from provision.display import print_status
 from provision.status import (
+    DeploymentStatus,
+    FleetStatus,
     HostStatus,
     _drift,
+    _judge,
     engine_version,
     image_tag,
     parse_cuda_version,
@@ -66,6 +71,45 @@ def test_drift_names_what_differs():
     assert "GPUs: 0 found, 2 declared" in drift
     ok = HostStatus("n1", True, engines={"llamacpp": "0.3.36-cuda"})
     assert _drift(conn, ok) == []
+
+
+def test_judge_keeps_the_model_dir_and_its_file_count():
+    host = HostStatus("n1", True)
+    seen = {"health": {"status": 200}, "completion": {"completion": "x", "seconds": 0.1}, "model_files": 3}
+    d = _judge({"name": "a", "engine": "llamacpp", "model_dir": "/m/a"}, seen, host)
+    assert (d.model_dir, d.model_files, d.healthy) == ("/m/a", 3, True)
+    bare = _judge({"name": "b", "engine": "ollama"}, {}, host)
+    assert (bare.model_dir, bare.model_files) == ("", None)
+
+
+def test_status_table_shows_the_model_files():
+    deployments = [
+        DeploymentStatus("three", "vllm", True, "ok (0.10 s one-token)", 3, "/data/models/a/AWQ"),
+        DeploymentStatus("single", "vllm", True, "ok (0.10 s one-token)", 1, "/data/models/b/AWQ"),
+        DeploymentStatus("gone", "tgi", False, "health no answer", None, "/data/models/c/FP8"),
+        DeploymentStatus("hollow", "llamacpp", False, "health 503", 0, "/data/models/d/F16"),
+        DeploymentStatus("pulled", "ollama", True, "ok (0.20 s one-token)", None, ""),
+    ]
+    status = FleetStatus("inv.yml", [HostStatus("n1", True, deployments=deployments)], 1.0)
+    console = Console(record=True, width=250, color_system=None)
+    print_status(console, status)
+    lines = console.export_text().splitlines()
+
+    def line(name: str) -> str:
+        return next(x for x in lines if f"{name}: " in x)
+
+    assert "three: ok (0.10 s one-token); 3 model files" in line("three")
+    assert "single: ok (0.10 s one-token); 1 model file" in line("single")
+    assert "model files" not in line("single")
+    assert "gone: health no answer; model dir missing" in line("gone")
+    assert "hollow: health 503; model dir empty" in line("hollow")
+    assert "model" not in line("pulled").split("pulled: ")[1]  # no model_dir planned: nothing to count
+    as_json = status.as_dict()["hosts"]["n1"]["deployments"]
+    assert [(d["model_files"], d["model_dir"]) for d in as_json][2:] == [
+        (None, "/data/models/c/FP8"),
+        (0, "/data/models/d/F16"),
+        (None, ""),
+    ]
 
 
 # ----------------------------------------------------------------------------- a real probe
@@ -166,6 +210,38 @@ all:
     assert data["hosts"]["gone"]["reachable"] is False and data["hosts"]["gone"]["error"]
     (dep,) = data["hosts"]["here"]["deployments"]
     assert not dep["healthy"] and dep["detail"].startswith("health")
+    assert dep["model_dir"].endswith("/tiny-llama-test/F32")
+
+
+def test_status_counts_the_files_in_the_model_dir(tmp_path):
+    """The probe (run locally, as over SSH) counts model_dir's files; the table says so."""
+    models = tmp_path / "models"
+    inventory = tmp_path / "files.yml"
+    inventory.write_text(
+        f"""
+all:
+  vars:
+    provision_pools: {{general: {{path: /v1/, default: true}}}}
+    provision_models_dir: {models}
+  hosts:
+    here:
+      ansible_connection: local
+      provision_engine_bind_address: 127.0.0.1
+      provision_memory_gib: 2
+      provision_deployments:
+        - {{name: tiny, engine: llamacpp, model: tiny-llama-test, quantization: F32, context: 256,
+            pool: general, port: {_free_port()}}}
+"""
+    )
+    args = ["status", str(inventory), "--json", "--timeout", "2"]
+    (dep,) = json.loads(CliRunner().invoke(app, args).output)["hosts"]["here"]["deployments"]
+    assert dep["model_dir"] == f"{models}/tiny-llama-test/F32" and dep["model_files"] is None
+    model_dir = Path(dep["model_dir"])
+    model_dir.mkdir(parents=True)
+    for name in ("model.gguf", "manifest.json", ".provision-stamp"):  # dot files are not counted
+        (model_dir / name).write_text("x")
+    (dep,) = json.loads(CliRunner().invoke(app, args).output)["hosts"]["here"]["deployments"]
+    assert dep["model_files"] == 2
 
 
 def test_status_limit_names_unknown_hosts():
