@@ -10,10 +10,11 @@ Ansible's precedence rules.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provision.errors import InvalidInput, Problem
 
@@ -165,3 +166,19 @@ def resolve(inventory: Path, hosts: Iterable[str] | None = None) -> dict[str, Co
             conn.error = f"cannot resolve its connection variables: {first_line(exc)}"
         out[name] = conn
     return out
+
+
+T = TypeVar("T")
+
+
+def on_each_host(
+    inventory: Path, limit: Iterable[str] | None, work: Callable[[Connection, Path], T]
+) -> list[T]:
+    """`work(connection, ssh_control_dir)` on every host (sorted by name), side by side (64 at
+    most), over multiplexed SSH connections kept in ~/.cache/provision/ssh."""
+    conns = resolve(inventory, limit)
+    control_dir = Path.home() / ".cache" / "provision" / "ssh"
+    control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(conns)))) as pool:
+        futures = [pool.submit(work, conn, control_dir) for _name, conn in sorted(conns.items())]
+        return [f.result() for f in futures]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from provision import gpufacts
-from provision.connection import Connection, resolve
+from provision.connection import Connection, on_each_host
 from provision.fleetplan import FleetPlan, plan_fleet
 from provision.inventory import load_fleet
 
@@ -280,13 +279,7 @@ def fleet_status(
     if plan is None:
         plan = plan_fleet(load_fleet(inventory), inventory.resolve().parent)
     plans = extravars(plan)["provision_plan"]
-    conns = resolve(inventory, limit)
-    control_dir = Path.home() / ".cache" / "provision" / "ssh"
-    control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with ThreadPoolExecutor(max_workers=max(1, min(64, len(conns)))) as pool:
-        futures = [
-            pool.submit(host_status, conn, plans.get(name, {}), control_dir, timeout_s)
-            for name, conn in sorted(conns.items())
-        ]
-        hosts = [f.result() for f in futures]
+    hosts = on_each_host(
+        inventory, limit, lambda conn, ctl: host_status(conn, plans.get(conn.host, {}), ctl, timeout_s)
+    )
     return FleetStatus(str(inventory), hosts, round(time.monotonic() - started, 2))

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.connection import Connection, resolve
+from provision.connection import Connection, on_each_host
 from provision.fleetplan import FleetPlan
 from provision.runner import ROLES
 
@@ -179,13 +178,9 @@ def verify_on_hosts(
 
     started = time.monotonic()
     plans = extravars(plan)["provision_plan"]
-    conns = resolve(inventory, limit)
-    control_dir = Path.home() / ".cache" / "provision" / "ssh"
-    control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with ThreadPoolExecutor(max_workers=max(1, min(64, len(conns)))) as pool:
-        futures = [
-            pool.submit(check_host, conn, plans.get(name, {}).get("deployments", []), control_dir, rehash)
-            for name, conn in sorted(conns.items())
-        ]
-        hosts = [f.result() for f in futures]
+
+    def work(conn: Connection, control_dir: Path) -> HostCheck:
+        return check_host(conn, plans.get(conn.host, {}).get("deployments", []), control_dir, rehash)
+
+    hosts = on_each_host(inventory, limit, work)
     return FleetCheck(str(inventory), hosts, rehash, round(time.monotonic() - started, 2))
