@@ -348,6 +348,7 @@ class Sample:
     output_tokens: int = 0
     usage_reported: bool = False
     error: str | None = None
+    resent: int = 0  # times sent again: the server closed a kept-alive connection before answering
 
     @property
     def decode_tps(self) -> float | None:
@@ -377,6 +378,10 @@ class Level:
     @property
     def errors(self) -> int:
         return sum(1 for s in self.samples if not s.ok)
+
+    @property
+    def resent(self) -> int:
+        return sum(s.resent for s in self.samples)
 
     @property
     def error_kinds(self) -> dict[str, int]:
@@ -414,6 +419,7 @@ class Level:
             "completed": len(self.ok),
             "errors": self.errors,
             "error_kinds": self.error_kinds,
+            "resent": self.resent,
             "cut_by_duration_cap": self.cut,
             "wall_s": _rounded(self.wall_s),
             "output_tokens": self.output_tokens,
@@ -540,6 +546,14 @@ async def discover_model(client: Any, target: Target) -> str:
     return str(ids[0])
 
 
+# A pooled keep-alive connection the server has just closed fails the next request on it before
+# any response byte ("Server disconnected without sending a response"): the server never saw
+# that request. Clients resend it on a new connection (the OpenAI SDKs retry connection errors
+# twice), so the bench does too, at most RESEND_LIMIT times, counting it in the level's "resent".
+# Latency still runs from the first attempt.
+RESEND_LIMIT = 2
+
+
 async def preflight(client: Any, target: Target, model: str) -> bool:
     """One unmeasured 1-token streaming chat completion: the address, the key, the model and
     the API work. Returns whether the server takes `stream_options` (some reject it: 400/422)."""
@@ -555,11 +569,16 @@ async def preflight(client: Any, target: Target, model: str) -> bool:
     for with_options in (True, False):
         if not with_options:
             body.pop("stream_options")
-        try:
-            async with client.stream("POST", url, headers=_headers(target), json=body) as response:
-                await response.aread()
-        except httpx.HTTPError as exc:
-            raise _transport_failure(target, exc) from None
+        for attempt in range(RESEND_LIMIT + 1):
+            try:
+                async with client.stream("POST", url, headers=_headers(target), json=body) as response:
+                    await response.aread()
+                break
+            except httpx.RemoteProtocolError as exc:  # a closed keep-alive connection: resend
+                if attempt == RESEND_LIMIT:
+                    raise _transport_failure(target, exc) from None
+            except httpx.HTTPError as exc:
+                raise _transport_failure(target, exc) from None
         if response.status_code == 200:
             return with_options
         if not (with_options and response.status_code in (400, 422)):
@@ -587,38 +606,48 @@ async def one_request(
     chunks = 0
     usage_tokens: int | None = None
     done = False
+    resent = 0
 
     def failed(error: str) -> Sample:
-        return Sample(False, time.perf_counter() - start, ttft, 0, False, error)
+        return Sample(False, time.perf_counter() - start, ttft, 0, False, error, resent)
 
     try:
         async with asyncio.timeout(timeout_s):
-            async with client.stream("POST", url, headers=headers, json=body) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    return failed(f"HTTP {response.status_code}")
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        return failed("bad SSE data")
-                    if not isinstance(chunk, dict):
-                        return failed("bad SSE data")
-                    if chunk.get("error"):
-                        return failed("error in stream")
-                    found = _chunk_tokens(chunk)
-                    if found and ttft is None:
-                        ttft = time.perf_counter() - start
-                    chunks += found
-                    usage = chunk.get("usage")
-                    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-                        usage_tokens = usage["completion_tokens"]
+            while True:
+                answered = False
+                try:
+                    async with client.stream("POST", url, headers=headers, json=body) as response:
+                        answered = True
+                        if response.status_code != 200:
+                            await response.aread()
+                            return failed(f"HTTP {response.status_code}")
+                        async for line in response.aiter_lines():
+                            if not line.startswith("data:"):
+                                continue
+                            data = line[5:].strip()
+                            if data == "[DONE]":
+                                done = True
+                                break
+                            try:
+                                chunk = json.loads(data)
+                            except ValueError:
+                                return failed("bad SSE data")
+                            if not isinstance(chunk, dict):
+                                return failed("bad SSE data")
+                            if chunk.get("error"):
+                                return failed("error in stream")
+                            found = _chunk_tokens(chunk)
+                            if found and ttft is None:
+                                ttft = time.perf_counter() - start
+                            chunks += found
+                            usage = chunk.get("usage")
+                            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                                usage_tokens = usage["completion_tokens"]
+                    break
+                except httpx.RemoteProtocolError:
+                    if answered or resent >= RESEND_LIMIT:
+                        raise
+                    resent += 1
     except TimeoutError:
         return failed(f"timeout ({timeout_s:g}s)")
     except httpx.HTTPError as exc:
@@ -627,8 +656,8 @@ async def one_request(
         return failed("stream ended early")
     latency = time.perf_counter() - start
     if usage_tokens is not None:
-        return Sample(True, latency, ttft, usage_tokens, True)
-    return Sample(True, latency, ttft, chunks, False)
+        return Sample(True, latency, ttft, usage_tokens, True, resent=resent)
+    return Sample(True, latency, ttft, chunks, False, resent=resent)
 
 
 async def run_level(

@@ -414,3 +414,59 @@ def test_without_usage_tokens_are_counted_from_chunks_and_503s_are_errors(script
     # the preflight tried stream_options once, then every request went without it
     assert "stream_options" in _Scripted.calls[0]
     assert all("stream_options" not in call for call in _Scripted.calls[1:])
+
+
+class _ClosesKeptAlive(BaseHTTPRequestHandler):
+    """Keep-alive (HTTP/1.1), but the second POST on a connection is dropped without an answer,
+    as llama.cpp's server sometimes does to a connection a client kept alive."""
+
+    protocol_version = "HTTP/1.1"
+    dropped: ClassVar[int] = 0
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.posts = 0
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(json.dumps({"object": "list", "data": [{"id": "keepalive"}]}).encode(), "application/json")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.posts += 1
+        if self.posts == 2:
+            _ClosesKeptAlive.dropped += 1
+            self.close_connection = True  # nothing sent: the client sees the connection close
+            return
+        chunk = {"choices": [{"delta": {"content": "t"}}], "usage": {"completion_tokens": 1}}
+        self._send(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode(), "text/event-stream")
+
+
+def test_a_request_on_a_closed_kept_alive_connection_is_resent_and_counted(monkeypatch):
+    monkeypatch.delenv("PROVISION_API_KEY", raising=False)
+    _ClosesKeptAlive.dropped = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosesKeptAlive)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        result = CliRunner().invoke(app, ["bench", url, "--concurrency", "1", "--requests", "4", "--json"])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    (level,) = json.loads(result.stdout)["levels"]
+    assert level["completed"] == 4 and level["errors"] == 0
+    # requests the server dropped unanswered were sent again (httpx itself notices some closed
+    # connections before sending on them, so not every drop costs a resend)
+    assert 1 <= level["resent"] <= _ClosesKeptAlive.dropped
