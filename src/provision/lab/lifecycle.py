@@ -102,7 +102,7 @@ def up(names: list[str]) -> dict[str, str]:
         started_hosts = hosts.start_hosts(names, tag, pinned)
         log.info("hosts ready after %.1f s", time.monotonic() - mark)
         inventory = state.write_inventory(hosts.lab_hosts())
-        model = ensure_tiny_model()
+        model = ensure_tiny_bundle(ensure_tiny_model())
         state.ensure_api_keys()
         log.info("inventory %s, model %s; up took %.1f s", inventory, model, time.monotonic() - started)
         return started_hosts
@@ -125,6 +125,27 @@ def ensure_tiny_model() -> Path:
     tinymodel.write_tiny_gguf(partial)
     partial.replace(path)
     return path
+
+
+def ensure_tiny_bundle(model: Path) -> Path:
+    """The lab's model as a bundle (files + manifest.json) in the state dir: inventory/lab.yml's
+    deployments name it as their source, so `provision up` places it with the models stage
+    (controller -> first node -> peers, verified on the node), as a site carries a bundle in."""
+    from provision.modelstore.bundle import Target, bundle_dir, bundle_from_path
+    from provision.modelstore.manifest import Manifest
+
+    target = Target(model="tiny-llama-test", quantization="F32", repo="", include=[], format="gguf")
+    out = state.bundles_dir()
+    where = bundle_dir(out, target)
+    try:
+        manifest = Manifest.read(where)
+        entry = manifest.files[0]
+        if len(manifest.files) == 1 and (where / entry.path).stat().st_size == entry.size:
+            return where
+    except (OSError, ValueError, IndexError):
+        pass
+    where, _manifest = bundle_from_path(target, out, model)
+    return where
 
 
 def down() -> list[str]:

@@ -78,6 +78,11 @@ def ensure_api_keys(base: Path | None = None) -> Path:
     return path
 
 
+def bundles_dir(base: Path | None = None) -> Path:
+    """The lab's model bundles (`provision models bundle` layout: <model>/<quant>/)."""
+    return (base or state_dir()) / "bundles"
+
+
 def tiny_model_path(base: Path | None = None) -> Path:
     """The lab's model: the tiny GGUF that llama.cpp serves on the lab's engine nodes."""
     return (base or state_dir()) / "models" / "tiny-llama-test.gguf"
