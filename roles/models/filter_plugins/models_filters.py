@@ -24,12 +24,14 @@ def _modelstore():
 
 
 def _source_of(dep, host_deployments):
-    """The deployment's `source` from the plan, else from the inventory's provision_deployments."""
-    if dep.get("source"):
-        return dict(dep["source"])
+    """The deployment's `source` from the inventory's provision_deployments (as Ansible templated
+    it: a bundle path may be a Jinja expression, e.g. the lab's state dir), else from the plan
+    (whose strings reach Ansible as data, never templated)."""
     for item in host_deployments or []:
         if isinstance(item, dict) and item.get("name") == dep.get("name") and item.get("source"):
             return dict(item["source"])
+    if dep.get("source"):
+        return dict(dep["source"])
     return {}
 
 
