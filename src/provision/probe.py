@@ -69,6 +69,20 @@ def _http(url: str, body: dict[str, Any] | None, headers: dict[str, str], timeou
     return {"status": status, "seconds": round(time.monotonic() - started, 3), "body": text[:2000]}
 
 
+def _count_files(top: str) -> int | None:
+    """Regular files under top (not symlinks such as model.gguf, nothing hidden: .provision/);
+    None when top is missing or unreadable."""
+    try:
+        os.listdir(top)
+    except OSError:
+        return None
+    count = 0
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        count += sum(1 for f in files if not f.startswith(".") and not os.path.islink(os.path.join(root, f)))
+    return count
+
+
 def _deployment(dep: dict[str, Any], address: str, timeout: float) -> dict[str, Any]:
     base = f"http://{address}:{dep['port']}"
     out: dict[str, Any] = {"name": dep["name"]}
@@ -81,11 +95,7 @@ def _deployment(dep: dict[str, Any], address: str, timeout: float) -> dict[str, 
         out["container"] = inspect.get("out", "").strip() or inspect.get("err", "").strip()
     model_dir = dep.get("model_dir")
     if model_dir:
-        try:
-            names = [n for n in os.listdir(model_dir) if not n.startswith(".")]
-            out["model_files"] = len(names)
-        except OSError:
-            out["model_files"] = None
+        out["model_files"] = _count_files(model_dir)
     headers = {"Authorization": f"Bearer {dep['api_key']}"} if dep.get("api_key") else {}
     out["health"] = _http(base + dep["health_path"], None, headers, timeout)
     if out["health"]["status"] == 200:

@@ -238,10 +238,12 @@ all:
     assert dep["model_dir"] == f"{models}/tiny-llama-test/F32" and dep["model_files"] is None
     model_dir = Path(dep["model_dir"])
     model_dir.mkdir(parents=True)
-    for name in ("model.gguf", "manifest.json", ".provision-stamp"):  # dot files are not counted
+    for name in ("tiny.gguf", "extra/weights.bin", ".provision/manifest.json", ".stamp"):
+        (model_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (model_dir / name).write_text("x")
+    (model_dir / "model.gguf").symlink_to("tiny.gguf")  # the models stage's link is no file of its own
     (dep,) = json.loads(CliRunner().invoke(app, args).output)["hosts"]["here"]["deployments"]
-    assert dep["model_files"] == 2
+    assert dep["model_files"] == 2  # tiny.gguf and extra/weights.bin; nothing hidden, no link
 
 
 def test_status_limit_names_unknown_hosts():
